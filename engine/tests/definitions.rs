@@ -81,6 +81,7 @@ mod golden {
         whatsapp_parameter_not_mapped,
         many_errors_in_one_run,
         invalid_slug,
+        errors_in_several_files,
     );
 }
 

@@ -271,3 +271,34 @@ pub mod cli {
         super::json_schema()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loaded_set_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Definitions>();
+        assert_send_sync::<Arc<Rules>>();
+    }
+
+    #[test]
+    fn new_leads_are_routed_by_source_with_a_default() {
+        let defs = Definitions::load(SourceSet::embedded())
+            .definitions
+            .expect("shipped set loads");
+        assert_eq!(
+            defs.pipeline_for_source("web_form").unwrap().id.as_str(),
+            "sales"
+        );
+        assert_eq!(
+            defs.pipeline_for_source("unknown").unwrap().id.as_str(),
+            "sales"
+        );
+        let sales = defs.role("sales").unwrap();
+        assert_eq!(sales.scope, Scope::Own);
+        assert!(sales.permissions.allows(Module::Pipeline, Permission::Edit));
+        assert!(!sales.permissions.allows(Module::Admin, Permission::View));
+    }
+}

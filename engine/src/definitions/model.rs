@@ -302,7 +302,7 @@ pub struct NotifyAction {
 pub enum Recipient {
     /// The card's owners.
     Owners,
-    /// Every user with the `manager` role... or any role: `{role: manager}`.
+    /// Every user with the given role: `{role: manager}`.
     Role(At<RoleId>),
     /// The user who made the change.
     Actor,

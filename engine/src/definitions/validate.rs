@@ -140,36 +140,37 @@ pub(super) fn load(sources: SourceSet) -> LoadReport {
                 }
             }
         } else if let Some(rel) = path.strip_prefix("rules/") {
-            if rel.ends_with(".rhai") {
-                if let Err(e) = ctx.rules.compile(rel, text) {
-                    ctx.broken_rules.insert(rel.to_owned());
-                    ctx.error(
-                        path,
-                        Pos::new(e.line, e.col),
-                        format!("Rhai: {}", e.message),
-                    );
-                }
+            if rel.ends_with(".rhai")
+                && let Err(e) = ctx.rules.compile(rel, text)
+            {
+                ctx.broken_rules.insert(rel.to_owned());
+                ctx.error(
+                    path,
+                    Pos::new(e.line, e.col),
+                    format!("Rhai: {}", e.message),
+                );
             }
-        } else if let Some(rel) = path.strip_prefix("templates/") {
-            if rel.starts_with("messages/") && rel.ends_with(".txt") {
-                if let Some(name) = rel.strip_prefix("messages/").and_then(|r| {
-                    r.strip_suffix(".tr.txt")
-                        .or_else(|| r.strip_suffix(".en.txt"))
-                }) {
-                    ctx.message_names.insert(name.to_owned());
-                }
-                if let Err(e) = ctx
-                    .templates
-                    .add_template_owned(rel.to_owned(), text.clone())
-                {
-                    ctx.broken_templates.insert(rel.to_owned());
-                    let pos = template_error_pos(&e, text);
-                    ctx.error(
-                        path,
-                        pos,
-                        format!("template: {}", e.detail().unwrap_or("syntax error")),
-                    );
-                }
+        } else if let Some(rel) = path.strip_prefix("templates/")
+            && rel.starts_with("messages/")
+            && rel.ends_with(".txt")
+        {
+            if let Some(name) = rel.strip_prefix("messages/").and_then(|r| {
+                r.strip_suffix(".tr.txt")
+                    .or_else(|| r.strip_suffix(".en.txt"))
+            }) {
+                ctx.message_names.insert(name.to_owned());
+            }
+            if let Err(e) = ctx
+                .templates
+                .add_template_owned(rel.to_owned(), text.clone())
+            {
+                ctx.broken_templates.insert(rel.to_owned());
+                let pos = template_error_pos(&e, text);
+                ctx.error(
+                    path,
+                    pos,
+                    format!("template: {}", e.detail().unwrap_or("syntax error")),
+                );
             }
         }
     }
@@ -648,16 +649,16 @@ fn check_pipeline(ctx: &mut Ctx<'_>, names: &Names, file: &str, p: &Pipeline) {
                 ),
             );
         }
-        if let Some(c) = &st.color {
-            if !is_color(c) {
-                let col = ctx.content_col(file, c.pos);
-                ctx.error(
-                    file,
-                    Pos::new(c.pos.line, col),
-                    format!("`{}` is not a colour", c.value),
-                )
-                .help = Some("write `#rrggbb` or `#rgb`, e.g. `#22c55e`".into());
-            }
+        if let Some(c) = &st.color
+            && !is_color(c)
+        {
+            let col = ctx.content_col(file, c.pos);
+            ctx.error(
+                file,
+                Pos::new(c.pos.line, col),
+                format!("`{}` is not a colour", c.value),
+            )
+            .help = Some("write `#rrggbb` or `#rgb`, e.g. `#22c55e`".into());
         }
         if st.wip_limit == Some(0) {
             ctx.error(
@@ -899,14 +900,14 @@ fn check_work_order(ctx: &mut Ctx<'_>, names: &Names, file: &str, w: &WorkOrderD
             (st.id.as_str(), d)
         })
         .collect();
-    if let Some(step) = find_cycle(&deps) {
-        if let Some(st) = w.steps.iter().find(|s| s.id.as_str() == step) {
-            ctx.error(
-                file,
-                st.id.pos,
-                format!("step `{step}` is part of a dependency cycle"),
-            );
-        }
+    if let Some(step) = find_cycle(&deps)
+        && let Some(st) = w.steps.iter().find(|s| s.id.as_str() == step)
+    {
+        ctx.error(
+            file,
+            st.id.pos,
+            format!("step `{step}` is part of a dependency cycle"),
+        );
     }
     check_actions(ctx, names, file, &w.on_complete);
 }
@@ -1150,29 +1151,28 @@ fn check_actions(ctx: &mut Ctx<'_>, names: &Names, file: &str, actions: &[Action
             }
             Action::WhatsappTemplate(w) => check_whatsapp(ctx, names, file, w),
             Action::ConversionEvent(c) => {
-                if let Some(f) = &c.value_field {
-                    if let Some(t) = check_field_ref(ctx, names, file, f) {
-                        if !matches!(t, FieldType::Number | FieldType::Money) {
-                            ctx.error(
-                                file,
-                                f.pos,
-                                format!(
-                                    "`value_field` `{}` must be a number or money field",
-                                    f.value
-                                ),
-                            );
-                        }
-                    }
+                if let Some(f) = &c.value_field
+                    && let Some(t) = check_field_ref(ctx, names, file, f)
+                    && !matches!(t, FieldType::Number | FieldType::Money)
+                {
+                    ctx.error(
+                        file,
+                        f.pos,
+                        format!(
+                            "`value_field` `{}` must be a number or money field",
+                            f.value
+                        ),
+                    );
                 }
-                if let Some(cur) = &c.currency {
-                    if cur.len() != 3 || !cur.chars().all(|c| c.is_ascii_uppercase()) {
-                        ctx.error(
-                            file,
-                            cur.pos,
-                            format!("`{}` is not an ISO 4217 currency code", cur.value),
-                        )
-                        .help = Some("e.g. `TRY`, `EUR`, `USD`".into());
-                    }
+                if let Some(cur) = &c.currency
+                    && (cur.len() != 3 || !cur.chars().all(|c| c.is_ascii_uppercase()))
+                {
+                    ctx.error(
+                        file,
+                        cur.pos,
+                        format!("`{}` is not an ISO 4217 currency code", cur.value),
+                    )
+                    .help = Some("e.g. `TRY`, `EUR`, `USD`".into());
                 }
             }
             Action::Webhook(w) => {
@@ -1313,14 +1313,14 @@ fn check_calendar(ctx: &mut Ctx<'_>, file: &str, cal: &Calendar) {
             ctx.error(file, t.pos, format!("`{}` is not a time `HH:MM`", t.value));
         }
     }
-    if let (Some(o), Some(c)) = (opens, closes) {
-        if o >= c {
-            ctx.error(
-                file,
-                cal.business_hours.closes.pos,
-                "business hours close before they open",
-            );
-        }
+    if let (Some(o), Some(c)) = (opens, closes)
+        && o >= c
+    {
+        ctx.error(
+            file,
+            cal.business_hours.closes.pos,
+            "business hours close before they open",
+        );
     }
     let mut seen = BTreeSet::new();
     for h in &cal.holidays {
@@ -1338,5 +1338,289 @@ fn check_calendar(ctx: &mut Ctx<'_>, file: &str, cal: &Calendar) {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+intake: {default_pipeline: sales}
+pipelines:
+  - id: sales
+    name: {tr: Satış, en: Sales}
+    stages:
+      - {id: yeni, name: {tr: Yeni, en: New}, initial: true}
+      - {id: kazanildi, name: {tr: Kazanıldı, en: Won}, terminal: true}
+    transitions:
+      - {from: yeni, to: kazanildi, guard: "g.rhai#ok"}
+roles:
+  - {id: sales, name: {tr: Satış, en: Sales}, scope: own}
+"#;
+
+    /// Loads the base set plus `extra` as a second YAML file; returns the diagnostics.
+    fn diags_with(extra: &str) -> Vec<String> {
+        let mut set = SourceSet::new();
+        set.insert("workflows/base.yaml", BASE);
+        set.insert("workflows/extra.yaml", extra);
+        set.insert(
+            "rules/g.rhai",
+            "fn ok(ctx) { allow() }\nfn two(a, b) { allow() }\n",
+        );
+        set.insert("templates/messages/m.tr.txt", "x");
+        set.insert("templates/messages/m.en.txt", "x");
+        load(set)
+            .diagnostics
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    fn assert_one(extra: &str, expected: &str) {
+        let d = diags_with(extra);
+        assert!(
+            d.iter().any(|x| x.contains(expected)),
+            "expected a diagnostic containing {expected:?}, got {d:#?}"
+        );
+    }
+
+    #[test]
+    fn the_base_set_is_clean() {
+        assert_eq!(diags_with(""), Vec::<String>::new());
+    }
+
+    #[test]
+    fn work_order_dependency_cycles_and_unknown_steps_are_errors() {
+        let wo = |deps: &str| {
+            format!(
+                "work_orders:\n  - id: w\n    name: {{tr: a, en: b}}\n    steps:\n      - {{id: a, name: {{tr: a, en: a}}, role: sales, depends_on: [b]}}\n      - {{id: b, name: {{tr: b, en: b}}, role: sales, depends_on: [{deps}]}}\n"
+            )
+        };
+        assert_one(
+            &wo("a"),
+            "extra.yaml:5:14: error: step `a` is part of a dependency cycle",
+        );
+        assert_one(&wo("c"), "error: unknown step `c`");
+        assert_one(&wo("b"), "error: step `b` depends on itself");
+        assert_one(
+            "work_orders:\n  - id: w\n    name: {tr: a, en: b}\n    steps:\n      - {id: a, name: {tr: a, en: a}}\n",
+            "error: step `a` has no `role` or `user`",
+        );
+        assert_one(
+            "work_orders:\n  - id: w\n    name: {tr: a, en: b}\n    steps: []\n",
+            "error: work order `w` has no steps",
+        );
+    }
+
+    #[test]
+    fn intake_and_calendar_are_declared_once() {
+        assert_one(
+            "intake: {default_pipeline: sales}\n",
+            "extra.yaml:1:9: error: `intake` is declared more than once",
+        );
+        assert_one(
+            "intake: {default_pipeline: slaes}\n",
+            "help: first declared at workflows/base.yaml",
+        );
+        let mut set = SourceSet::new();
+        set.insert(
+            "workflows/a.yaml",
+            BASE.replace("intake: {default_pipeline: sales}", ""),
+        );
+        set.insert("rules/g.rhai", "fn ok(ctx) { allow() }");
+        let d: Vec<String> = load(set)
+            .diagnostics
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(d.iter().any(|x| x.contains("no `intake` section")), "{d:?}");
+    }
+
+    #[test]
+    fn calendar_values_are_checked() {
+        let cal = |tz: &str, opens: &str, date: &str| {
+            format!(
+                "calendar:\n  time_zone: {tz}\n  business_hours: {{days: [mon], opens: \"{opens}\", closes: \"18:00\"}}\n  holidays:\n    - {{date: \"{date}\", name: {{tr: a, en: b}}}}\n"
+            )
+        };
+        assert_eq!(
+            diags_with(&cal("Europe/Istanbul", "09:00", "2026-10-29")),
+            Vec::<String>::new()
+        );
+        assert_one(
+            &cal("Europe/Istanbull", "09:00", "2026-10-29"),
+            "extra.yaml:2:14: error: unknown time zone",
+        );
+        assert_one(
+            &cal("UTC", "19:00", "2026-10-29"),
+            "business hours close before they open",
+        );
+        assert_one(&cal("UTC", "9", "2026-10-29"), "is not a time `HH:MM`");
+        assert_one(
+            &cal("UTC", "09:00", "2026-13-01"),
+            "is not a date `YYYY-MM-DD`",
+        );
+    }
+
+    #[test]
+    fn actions_are_checked_against_their_job_kinds() {
+        let with_action = |action: &str| {
+            format!(
+                "card_fields:\n  - {{id: amount, type: money, label: {{tr: a, en: b}}}}\n  - {{id: note, type: text, label: {{tr: a, en: b}}}}\nactivity_kinds:\n  - id: k\n    name: {{tr: a, en: b}}\n    outcomes:\n      - id: o\n        name: {{tr: a, en: b}}\n        actions:\n          - {action}\n"
+            )
+        };
+        assert_eq!(
+            diags_with(&with_action(
+                "conversion_event: {event: Purchase, value_field: amount, currency: TRY}"
+            )),
+            Vec::<String>::new()
+        );
+        assert_one(
+            &with_action("conversion_event: {event: Purchase, value_field: note}"),
+            "must be a number or money field",
+        );
+        assert_one(
+            &with_action("conversion_event: {event: Purchase, currency: tl}"),
+            "not an ISO 4217 currency code",
+        );
+        assert_one(
+            &with_action("conversion_event: {event: Buy}"),
+            "unknown variant `Buy`",
+        );
+        assert_one(
+            &with_action("webhook: {url: \"ftp://x.example.com\"}"),
+            "is not an http(s) URL",
+        );
+        assert_one(
+            &with_action("webhook: {url: \"http://x.example.com/h\"}"),
+            "warning: webhook URL is not HTTPS",
+        );
+        assert_one(
+            &with_action("webhook: {url: \"https://x.example.com/h\", secret_env: \"s3cr3t!\"}"),
+            "is not an environment variable name",
+        );
+        assert_one(
+            &with_action("create_work_order: {definition: nope}"),
+            "unknown work order `nope`",
+        );
+        assert_one(
+            &with_action("notify: {to: [], message: m}"),
+            "needs at least one recipient",
+        );
+        assert_one(
+            &with_action("notify: {to: [{role: boss}], message: m}"),
+            "unknown role `boss`",
+        );
+        assert_one(
+            &with_action("follow_up: {title: {tr: a, en: b}, due: \"note + 1d\"}"),
+            "a due time needs a date or datetime field",
+        );
+        assert_one(
+            &with_action("whatsapp_template: {template: nope}"),
+            "unknown WhatsApp template `nope`",
+        );
+    }
+
+    #[test]
+    fn fields_rules_and_return_policies_are_checked() {
+        assert_one(
+            "card_fields:\n  - {id: c, type: choice, label: {tr: a, en: b}}\n",
+            "choice field `c` has no `options`",
+        );
+        assert_one(
+            "card_fields:\n  - {id: c, type: text, label: {tr: a, en: b}, options: [{id: x, label: {tr: a, en: b}}]}\n",
+            "has `options` but is not `type: choice`",
+        );
+        assert_one(
+            "customer_fields:\n  - {id: phone, type: text, label: {tr: a, en: b}}\n",
+            "field id `phone` is a built-in field",
+        );
+        assert_one(
+            "card_fields:\n  - {id: c, type: text, label: {tr: a, en: b}, required_on_entry: [kazanld]}\n",
+            "did you mean `kazanildi`?",
+        );
+        let pipeline = |extra: &str| {
+            format!(
+                "pipelines:\n  - id: p2\n    name: {{tr: a, en: b}}\n    stages:\n      - {{id: a, name: {{tr: a, en: a}}, initial: true}}\n      - {{id: z, name: {{tr: z, en: z}}, terminal: true, color: \"red\"}}\n    transitions:\n      - {{from: a, to: z}}\n{extra}"
+            )
+        };
+        assert_one(&pipeline(""), "`red` is not a colour");
+        assert_one(
+            &pipeline("    on_return: {reopen: {stage: z, activity: k}}\n"),
+            "cannot be reopened into terminal stage `z`",
+        );
+        assert_one(
+            &pipeline("    on_return: {record_only: {activity: k}}\n"),
+            "unknown activity kind `k`",
+        );
+        assert_one(
+            &pipeline("    on_new_lead: {scoring: \"g.rhai#two\"}\n"),
+            "takes 2 parameters; a scoring rule takes exactly one",
+        );
+        assert_one(
+            &pipeline("    on_new_lead: {assignment: \"h.rhai#x\"}\n"),
+            "assignment rule file `rules/h.rhai` not found",
+        );
+        assert_one(
+            &pipeline("    card: {badges: [\"g.rhai\"]}\n"),
+            "must be `file.rhai#function`",
+        );
+        assert_one(
+            &pipeline("    card: {fields: [nmae]}\n"),
+            "unknown field `nmae`",
+        );
+    }
+
+    #[test]
+    fn reminder_triggers_resolve_their_references() {
+        let rem = |trigger: &str| {
+            format!(
+                "reminder_sets:\n  - id: s\n    name: {{tr: a, en: b}}\n    reminders:\n      - id: r\n        title: {{tr: a, en: b}}\n        trigger: {trigger}\n        due: \"+1d\"\n"
+            )
+        };
+        assert_eq!(
+            diags_with(&rem("{stage_entered: {pipeline: sales, stage: yeni}}")),
+            Vec::<String>::new()
+        );
+        assert_one(
+            &rem("{stage_entered: {pipeline: sales, stage: eski}}"),
+            "unknown stage `eski` in pipeline `sales`",
+        );
+        assert_one(
+            &rem("{no_contact: {for: 3x}}"),
+            "extra.yaml:7:38: error: bad duration `3x`: unknown unit `x`",
+        );
+        assert_one(
+            &rem("{no_contact: {for: 3d, stage: yeni}}"),
+            "`stage` needs `pipeline`",
+        );
+        assert_one(
+            &rem("{activity_outcome: {activity: k, outcome: o}}"),
+            "unknown activity kind `k`",
+        );
+        assert_one(&rem("{field_set: nope}"), "unknown field `nope`");
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_or_too_large_is_reported() {
+        let mut set = SourceSet::new();
+        set.insert("workflows/a.yaml", vec![0xff, 0xfe, b'x']);
+        set.insert("workflows/b.yaml", vec![b'#'; MAX_FILE_BYTES + 1]);
+        let d: Vec<String> = load(set)
+            .diagnostics
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            d.iter()
+                .any(|x| x.starts_with("workflows/a.yaml:1:1: error: file is not valid UTF-8")),
+            "{d:?}"
+        );
+        assert!(
+            d.iter()
+                .any(|x| x.starts_with("workflows/b.yaml:1:1: error: file is larger")),
+            "{d:?}"
+        );
     }
 }

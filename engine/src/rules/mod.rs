@@ -742,6 +742,10 @@ mod tests {
     fn the_sandbox_has_no_eval_no_imports_and_bounded_sizes() {
         let mut r = Rules::new();
         assert!(r.compile("e.rhai", "fn g(ctx) { eval(\"1\") }").is_err());
+        let undeclared = r
+            .compile("u.rhai", "fn g(ctx) {\n  allow_typo\n}")
+            .unwrap_err();
+        assert_eq!(undeclared.line, 2, "{undeclared:?}");
         let r2 = rules("fn g(ctx) { import \"x\" as y; allow() }");
         assert!(matches!(
             r2.guard(&rr("g"), &RuleContext::new()),
