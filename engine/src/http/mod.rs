@@ -1,0 +1,111 @@
+//! The HTTP layer: one router assembled from each domain module's `router()`, one
+//! middleware stack, the OpenAPI document and its reference page.
+//!
+//! Handlers parse, authorize, call the domain and map errors; business rules live in the
+//! domain modules, never here.
+
+pub mod error;
+pub mod extract;
+mod health;
+mod reference;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::app::AppState;
+
+pub use error::ApiError;
+pub use extract::{Json, Path, Query};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Akış API",
+        description = "Akış CRM: pipelines, customers, cards, jobs and definitions. Every `/api` route requires a session cookie or an API token unless marked public. Errors are JSON: `{code, message, fields?, request_id?}`.",
+        license(name = "AGPL-3.0-or-later"),
+    ),
+    tags(
+        (name = "health", description = "Liveness and readiness probes (public)"),
+    ),
+    components(schemas(error::ErrorBody))
+)]
+struct ApiDoc;
+
+/// Every route with its OpenAPI description; the single place domain routers are merged.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(health::router())
+}
+
+/// The OpenAPI document of the whole API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut api) = api_router().split_for_parts();
+    api.info.version = env!("CARGO_PKG_VERSION").to_string();
+    api
+}
+
+/// The complete application: routes, documentation and middleware.
+pub fn router(state: AppState) -> Router {
+    let (routes, mut api) = api_router().split_for_parts();
+    api.info.version = env!("CARGO_PKG_VERSION").to_string();
+    let reference_page = Arc::new(reference::render(&api));
+    let api_json = Arc::new(api);
+
+    let config = state.config.clone();
+    let middleware = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let request_id = request
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                // The path only: query strings may carry personal data (search terms).
+                tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(axum::middleware::from_fn(error::json_errors))
+        .layer(CatchPanicLayer::new())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(config.request_timeout_secs.max(1)),
+        ))
+        .layer(DefaultBodyLimit::max(config.request_body_limit));
+
+    routes
+        .route(
+            "/openapi.json",
+            get(move || {
+                let api = api_json.clone();
+                async move { axum::Json(api.as_ref().clone()) }
+            }),
+        )
+        .route(
+            "/docs",
+            get(move || {
+                let page = reference_page.clone();
+                async move { Html(page.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async {
+            ApiError::client(StatusCode::NOT_FOUND, "not_found", "no such endpoint").into_response()
+        })
+        .with_state(state)
+        .layer(middleware)
+}

@@ -1,0 +1,27 @@
+//! # Akış engine
+//!
+//! The library behind the `akis` binary: it reads the declarative definitions (YAML
+//! pipelines, work orders, reminders and roles; Rhai rules; minijinja templates), keeps the
+//! CRM's state in SQLite or PostgreSQL, and serves the HTTP API.
+//!
+//! # Layout
+//! - [`config`]: the one typed configuration (defaults → `akis.toml` → `AKIS_*` env → CLI).
+//! - [`types`]: canonical encodings shared by every table: ids, timestamps, money, phone, email.
+//! - [`storage`]: the two database backends behind one interface, migrations, transactions.
+//! - [`definitions`]: the YAML model, loader and compiler-style validator.
+//! - [`rules`]: the Rhai sandbox that runs guards, scoring and assignment rules.
+//! - [`http`]: the router, middleware, error type, extractors and OpenAPI document.
+//! - [`app`]: start-up ([`app::App::build`]), shared state and graceful shutdown.
+//! - [`telemetry`]: logging set-up.
+
+pub mod app;
+pub mod config;
+pub mod definitions;
+pub mod http;
+pub mod rules;
+pub mod storage;
+pub mod telemetry;
+pub mod types;
+
+pub use app::{App, AppState};
+pub use config::Config;

@@ -1,0 +1,148 @@
+//! `akis`: one binary for the server, the workers and the admin's tools.
+//!
+//! Every option can also come from `akis.toml` or an `AKIS_*` environment variable (see
+//! `akis_engine::config`); command-line flags win.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use akis_engine::config::{Config, Overrides};
+use akis_engine::{App, app};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "akis",
+    version,
+    about = "Akış CRM: a workflow engine configured by declarative files"
+)]
+struct Cli {
+    /// Configuration file (default: ./akis.toml when present).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Database URL: sqlite:FILE or postgres://… [env: AKIS_DATABASE_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+    /// Folder holding workflows/, rules/ and templates/ [env: AKIS_DEFINITIONS]
+    #[arg(long, global = true, value_name = "DIR")]
+    definitions: Option<PathBuf>,
+    /// Folder for uploaded files and local state [env: AKIS_DATA_DIR]
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (and, by default, the job workers).
+    Serve {
+        /// Address to listen on [env: AKIS_LISTEN]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Do not run job workers in this process (run `akis worker` elsewhere).
+        #[arg(long)]
+        no_workers: bool,
+    },
+    /// Run job workers only.
+    Worker,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Validate the definition files and print diagnostics.
+    Check {
+        /// Folder holding workflows/, rules/ and templates/ (default: AKIS_DEFINITIONS or .)
+        dir: Option<PathBuf>,
+    },
+    /// Print the JSON Schema of the definition files (for editor autocompletion).
+    Schema,
+    /// Run Akış with demo data on the embedded SQLite database.
+    Demo {
+        /// Address to listen on [env: AKIS_LISTEN]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let listen = match &cli.command {
+        Command::Serve { listen, .. } | Command::Demo { listen } => listen.clone(),
+        _ => None,
+    };
+    let overrides = Overrides {
+        database_url: cli.database_url.clone(),
+        listen,
+        definitions: cli.definitions.clone(),
+        data_dir: cli.data_dir.clone(),
+    };
+    let config = match Config::load(cli.config.as_deref(), &overrides) {
+        Ok(config) => config,
+        Err(e) => return fail(&anyhow::Error::new(e)),
+    };
+    akis_engine::telemetry::init(&config);
+
+    // Commands that need no runtime.
+    match &cli.command {
+        Command::Check { dir } => {
+            let dir = dir.clone().unwrap_or_else(|| config.definitions.clone());
+            return akis_engine::definitions::cli::check(&dir);
+        }
+        Command::Schema => {
+            println!("{}", akis_engine::definitions::cli::schema());
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&anyhow::Error::new(e).context("cannot start the async runtime")),
+    };
+    let result = runtime.block_on(run(cli.command, config));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { no_workers, .. } => {
+            let app = App::build(config).await?;
+            if !no_workers {
+                tracing::debug!("in-process workers start with the jobs subsystem");
+            }
+            app.run_until_stopped(app::shutdown_signal()).await
+        }
+        Command::Demo { .. } => {
+            let app = App::build(config).await?;
+            eprintln!("Akış demo: open http://{}/docs", app.local_addr());
+            app.run_until_stopped(app::shutdown_signal()).await
+        }
+        Command::Worker => {
+            let db = app::open_database(&config).await?;
+            akis_worker::run(db, app::shutdown_signal()).await
+        }
+        Command::Migrate => {
+            let db = app::open_database(&config).await?;
+            let applied = db.applied_migrations().await?;
+            println!(
+                "database {} is up to date: {} migration(s) applied",
+                config.database_url.redacted(),
+                applied.len()
+            );
+            db.close().await;
+            Ok(())
+        }
+        Command::Check { .. } | Command::Schema => Ok(()),
+    }
+}
+
+/// One line, no backtrace: the causes joined by ": ".
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {e:#}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,344 @@
+//! The test harness: [`spawn_app`] starts the real server on port 0 against a fresh
+//! database, and [`both_backends!`] turns one test body into a SQLite and a PostgreSQL test.
+//!
+//! PostgreSQL databases are cloned from a migrated template (`CREATE DATABASE … TEMPLATE`),
+//! which is cheap; creation is serialized across test processes with an advisory lock,
+//! since cloning fails while another session is connected to the template. The server is
+//! named by `AKIS_TEST_POSTGRES_URL`; when it is unset the PostgreSQL variants are skipped
+//! with a loud notice, and when it is set but unreachable they fail.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use akis_engine::App;
+use akis_engine::config::{Config, DatabaseUrl};
+use akis_engine::storage::{Backend, Db};
+use sqlx::ConnectOptions;
+use sqlx::postgres::PgConnectOptions;
+
+/// Variable naming the PostgreSQL server for tests.
+pub const PG_ENV: &str = "AKIS_TEST_POSTGRES_URL";
+
+/// A running server and the database behind it.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: Db,
+    pub backend: Backend,
+    pub config: Config,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    database: TestDatabase,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.server.take() {
+            handle.await.expect("server task ended cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Where a test's data lives; dropping it removes the database.
+pub enum TestDatabase {
+    Sqlite(tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    pub fn url(&self) -> String {
+        match self {
+            TestDatabase::Sqlite(dir) => format!("sqlite:{}", dir.path().join("akis.db").display()),
+            TestDatabase::Postgres { admin_url, name } => {
+                let opts = PgConnectOptions::from_str(admin_url).expect("valid PG url");
+                opts.database(name).to_url_lossy().to_string()
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let TestDatabase::Postgres { admin_url, name } = self {
+            let admin_url = admin_url.clone();
+            let name = name.clone();
+            // Drop runs outside async context guarantees: use a private runtime on a thread.
+            let _ = std::thread::spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(async move {
+                    if let Ok(mut conn) = connect_admin(&admin_url).await {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        )))
+                        .execute(&mut conn)
+                        .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// The repository root: the definitions the tests run against.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The PostgreSQL admin URL, or None (after a loud notice) when tests should skip it.
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var(PG_ENV) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            eprintln!(
+                "\n!!! {PG_ENV} is not set: SKIPPING the PostgreSQL variant of this test.\n!!! Set it (e.g. postgres://postgres@127.0.0.1:5432/postgres) to run it; .ci/run always does.\n"
+            );
+            None
+        }
+    }
+}
+
+async fn connect_admin(admin_url: &str) -> Result<sqlx::PgConnection, sqlx::Error> {
+    PgConnectOptions::from_str(admin_url)?.connect().await
+}
+
+/// A fresh database for one test. None only for PostgreSQL when it is not configured.
+pub async fn fresh_database(backend: Backend) -> Option<TestDatabase> {
+    match backend {
+        Backend::Sqlite => Some(TestDatabase::Sqlite(tempfile::tempdir().expect("tempdir"))),
+        Backend::Postgres => {
+            let admin_url = postgres_admin_url()?;
+            let name = create_postgres_database(&admin_url).await;
+            Some(TestDatabase::Postgres { admin_url, name })
+        }
+    }
+}
+
+/// Clones a fresh database from the migrated template, creating the template first if
+/// this set of migrations has none yet.
+async fn create_postgres_database(admin_url: &str) -> String {
+    let mut conn = connect_admin(admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("{PG_ENV} is set but PostgreSQL is unreachable: {e}"));
+    let template = format!(
+        "akis_tmpl_{}",
+        Db::migrations_fingerprint(Backend::Postgres)
+    );
+    let name = format!("akis_t_{}", uuid::Uuid::now_v7().simple());
+    // One lock for every test process: template creation and cloning are serialized.
+    sqlx::query("SELECT pg_advisory_lock(727001)")
+        .execute(&mut conn)
+        .await
+        .expect("advisory lock");
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&template)
+            .fetch_one(&mut conn)
+            .await
+            .expect("query pg_database");
+    if !exists {
+        // Build under a temporary name and rename when complete, so a crash mid-way never
+        // leaves a half-migrated template behind.
+        let building = format!("{template}_building");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("drop stale template");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE \"{building}\""
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("create template");
+        let url = PgConnectOptions::from_str(admin_url)
+            .expect("valid url")
+            .database(&building)
+            .to_url_lossy()
+            .to_string();
+        let db = Db::connect(&DatabaseUrl::new(url), &Default::default())
+            .await
+            .expect("connect to template");
+        db.migrate().await.expect("migrate template");
+        db.close().await;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE \"{building}\" RENAME TO \"{template}\""
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("rename template");
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("clone template");
+    sqlx::query("SELECT pg_advisory_unlock(727001)")
+        .execute(&mut conn)
+        .await
+        .expect("advisory unlock");
+    name
+}
+
+/// A configuration for a test server: port 0, the repository's definitions, a private
+/// data folder.
+pub fn test_config(database: &TestDatabase, data_dir: &std::path::Path) -> Config {
+    Config {
+        database_url: DatabaseUrl::new(database.url()),
+        listen: "127.0.0.1:0".parse().expect("valid addr"),
+        definitions: repo_root(),
+        data_dir: data_dir.to_path_buf(),
+        ..Config::default()
+    }
+}
+
+/// Starts the server on a fresh database. None only for PostgreSQL when not configured.
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    let database = fresh_database(backend).await?;
+    let data_dir =
+        std::env::temp_dir().join(format!("akis-test-data-{}", uuid::Uuid::now_v7().simple()));
+    let config = test_config(&database, &data_dir);
+    Some(spawn_with(config, database).await)
+}
+
+pub async fn spawn_with(config: Config, database: TestDatabase) -> TestApp {
+    let app = App::build(config.clone()).await.expect("app builds");
+    let address = format!("http://{}", app.local_addr());
+    let db = app.state().db.clone();
+    let backend = db.backend();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        app.run_until_stopped(async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("server ran");
+    });
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .expect("client"),
+        db,
+        backend,
+        config,
+        shutdown: Some(tx),
+        server: Some(server),
+        database,
+    }
+}
+
+/// Declares one test body that runs on SQLite and on PostgreSQL:
+/// `both_backends! { async fn name(app) { … } }` gives `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! both_backends {
+    ($(#[$meta:meta])* async fn $name:ident($app:ident) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $app = $crate::helpers::spawn_app(akis_engine::storage::Backend::Sqlite)
+                    .await
+                    .expect("sqlite is always available");
+                $body
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some($app) = $crate::helpers::spawn_app(akis_engine::storage::Backend::Postgres).await else {
+                    return;
+                };
+                $body
+            }
+        }
+    };
+}
+
+/// Like [`both_backends!`] for storage tests that need a database but no server: the
+/// body gets a migrated `Db`.
+#[macro_export]
+macro_rules! both_databases {
+    ($(#[$meta:meta])* async fn $name:ident($db:ident) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let guard = $crate::helpers::fresh_database(akis_engine::storage::Backend::Sqlite)
+                    .await
+                    .expect("sqlite is always available");
+                let $db = $crate::helpers::open(&guard).await;
+                $body
+                drop(guard);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(guard) = $crate::helpers::fresh_database(akis_engine::storage::Backend::Postgres).await else {
+                    return;
+                };
+                let $db = $crate::helpers::open(&guard).await;
+                $body
+                $db.close().await;
+                drop(guard);
+            }
+        }
+    };
+}
+
+/// Opens (and migrates) a test database.
+pub async fn open(database: &TestDatabase) -> Db {
+    let db = Db::connect(&DatabaseUrl::new(database.url()), &Default::default())
+        .await
+        .expect("test database opens");
+    db.migrate().await.expect("migrations apply");
+    db
+}

@@ -1,0 +1,8 @@
+//! Akış integration tests: one binary, one module per area. Each storage or HTTP test runs
+//! on SQLite and on PostgreSQL (see `helpers`).
+
+mod helpers;
+
+mod cli;
+mod foundation;
+mod storage;
