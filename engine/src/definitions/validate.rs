@@ -83,7 +83,11 @@ impl Ctx<'_> {
 
 /// Diagnostics without a known position point at the start of the file.
 fn fix_pos(pos: Pos) -> Pos {
-    if pos.line == 0 { Pos::new(1, 1) } else { pos }
+    match pos {
+        Pos { line: 0, .. } => Pos::new(1, 1),
+        Pos { line, col: 0 } => Pos::new(line, 1),
+        _ => pos,
+    }
 }
 
 fn set_help(d: &mut Diagnostic, help: Option<String>) {
