@@ -163,6 +163,24 @@ impl Definitions {
         self.work_orders.iter().find(|w| w.id.as_str() == id)
     }
 
+    /// Fields that must be filled before a card enters `stage` of `pipeline`: the stage's
+    /// `required_fields` plus every custom field whose `required_on_entry` names the stage.
+    pub fn required_on_entry(&self, pipeline: &str, stage: &str) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .pipeline(pipeline)
+            .and_then(|p| p.stage(stage))
+            .map(|s| s.required_fields.iter().map(|f| f.as_str()).collect())
+            .unwrap_or_default();
+        for f in self.customer_fields.iter().chain(&self.card_fields) {
+            if f.required_on_entry.iter().any(|s| s.as_str() == stage)
+                && !out.contains(&f.id.as_str())
+            {
+                out.push(f.id.as_str());
+            }
+        }
+        out
+    }
+
     /// Renders message template `name` in `lang` (`tr`/`en`) with `ctx`.
     pub fn render_message(
         &self,
@@ -300,5 +318,14 @@ mod tests {
         assert_eq!(sales.scope, Scope::Own);
         assert!(sales.permissions.allows(Module::Pipeline, Permission::Edit));
         assert!(!sales.permissions.allows(Module::Admin, Permission::View));
+        assert_eq!(
+            defs.required_on_entry("sales", "kapora"),
+            ["deposit_amount"]
+        );
+        assert_eq!(
+            defs.required_on_entry("sales", "randevu"),
+            ["appointment_at"]
+        );
+        assert!(defs.required_on_entry("sales", "potansiyel").is_empty());
     }
 }
