@@ -137,6 +137,17 @@ fn every_shipped_file_loads_with_zero_errors_and_zero_warnings() {
 }
 
 #[test]
+fn the_embedded_copy_matches_the_files_on_disk() {
+    // include_dir cannot tell cargo to rebuild when a definition file changes; a stale
+    // build fails here instead of shipping old defaults.
+    assert!(
+        SourceSet::embedded() == SourceSet::from_dir(&repo_root()).unwrap(),
+        "the definitions embedded in the binary are stale: rebuild akis-engine \
+         (e.g. `touch engine/src/definitions/source.rs`)"
+    );
+}
+
+#[test]
 fn the_shipped_sales_pipeline_has_the_specified_shape() {
     let defs = Definitions::load(SourceSet::embedded())
         .definitions
