@@ -112,10 +112,20 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve { no_workers, .. } => {
             let app = App::build(config).await?;
-            if !no_workers {
-                tracing::debug!("in-process workers start with the jobs subsystem");
-            }
-            app.run_until_stopped(app::shutdown_signal()).await
+            // Workers stop before the server closes the database they write to.
+            let workers = if no_workers {
+                None
+            } else {
+                let state = app.state();
+                Some(akis_worker::start(state.db.clone(), &state.config).await?)
+            };
+            app.run_until_stopped(async move {
+                app::shutdown_signal().await;
+                if let Some(workers) = workers {
+                    workers.shutdown(akis_worker::SHUTDOWN_GRACE).await;
+                }
+            })
+            .await
         }
         Command::Demo { .. } => {
             let app = App::build(config).await?;
@@ -124,7 +134,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Worker => {
             let db = app::open_database(&config).await?;
-            akis_worker::run(db, app::shutdown_signal()).await
+            akis_worker::run(db, &config, app::shutdown_signal()).await
         }
         Command::Migrate => {
             let db = app::open_database(&config).await?;

@@ -39,6 +39,26 @@ pub struct Config {
     pub db_max_connections: u32,
     /// How long a request waits for a database connection before failing, in seconds.
     pub db_acquire_timeout_secs: u64,
+    /// Job workers and the external services their handlers call (flattened: the keys
+    /// are top-level, e.g. `AKIS_GRAPH_BASE_URL`).
+    #[serde(flatten)]
+    pub jobs: JobsConfig,
+    /// Trust `X-Forwarded-For` / `X-Forwarded-Proto` (only behind a reverse proxy you run).
+    pub trust_proxy_headers: bool,
+    /// Session cookies: `auto` (Secure when the request came over HTTPS), `always`, `never`.
+    pub secure_cookies: SecureCookies,
+    /// A browser session ends after this many hours without activity.
+    pub session_idle_hours: u64,
+    /// …and after this many days in any case.
+    pub session_max_days: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecureCookies {
+    Auto,
+    Always,
+    Never,
 }
 
 impl Default for Config {
@@ -55,6 +75,11 @@ impl Default for Config {
             request_timeout_secs: 30,
             db_max_connections: 10,
             db_acquire_timeout_secs: 10,
+            jobs: JobsConfig::default(),
+            trust_proxy_headers: false,
+            secure_cookies: SecureCookies::Auto,
+            session_idle_hours: 72,
+            session_max_days: 30,
         }
     }
 }
@@ -195,7 +220,17 @@ impl figment::Provider for EnvSnapshot {
                 figment::value::Value::String(..) => parsed,
                 _ if matches!(
                     name.as_str(),
-                    "database_url" | "listen" | "definitions" | "data_dir"
+                    "database_url"
+                        | "listen"
+                        | "definitions"
+                        | "data_dir"
+                        | "graph_base_url"
+                        | "whatsapp_phone_number_id"
+                        | "meta_pixel_id"
+                        | "meta_access_token"
+                        | "meta_app_secret"
+                        | "meta_verify_token"
+                        | "webhook_secret"
                 ) =>
                 {
                     value.clone().into()
@@ -205,6 +240,84 @@ impl figment::Provider for EnvSnapshot {
             dict.insert(name, parsed);
         }
         Ok(figment::Profile::Default.collect(dict))
+    }
+}
+
+/// Job workers and the Meta / webhook settings their handlers use.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct JobsConfig {
+    /// Graph API base URL (tests point it at a local fake server).
+    pub graph_base_url: String,
+    /// Graph API version path segment.
+    pub graph_api_version: String,
+    pub meta_access_token: Option<Secret>,
+    pub meta_app_secret: Option<Secret>,
+    pub meta_verify_token: Option<Secret>,
+    pub whatsapp_phone_number_id: Option<String>,
+    pub meta_pixel_id: Option<String>,
+    /// Key for the HMAC-SHA256 signature of outgoing webhooks.
+    pub webhook_secret: Option<Secret>,
+    /// Concurrent jobs per queue in one worker process.
+    pub job_concurrency: usize,
+    /// A dead worker's running jobs return to the queue after this many seconds without a
+    /// heartbeat (never below 60).
+    pub job_orphan_timeout_secs: u64,
+    /// Days finished jobs stay in `job_history`.
+    pub job_history_days: u64,
+    /// Days dead jobs stay in `job_history`.
+    pub job_dead_days: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            graph_base_url: "https://graph.facebook.com".into(),
+            graph_api_version: "v21.0".into(),
+            meta_access_token: None,
+            meta_app_secret: None,
+            meta_verify_token: None,
+            whatsapp_phone_number_id: None,
+            meta_pixel_id: None,
+            webhook_secret: None,
+            job_concurrency: 8,
+            job_orphan_timeout_secs: 120,
+            job_history_days: 7,
+            job_dead_days: 30,
+        }
+    }
+}
+
+/// A secret from the environment or a `*_FILE`: never printed by `Debug`.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(from = "String", into = "String")]
+pub struct Secret(SecretString);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(SecretString::from(value.into()))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Self::new(s)
+    }
+}
+
+impl From<Secret> for String {
+    fn from(s: Secret) -> String {
+        s.expose().to_string()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
     }
 }
 

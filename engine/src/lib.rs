@@ -10,6 +10,7 @@
 //! - [`storage`]: the two database backends behind one interface, migrations, transactions.
 //! - [`definitions`]: the YAML model, loader and compiler-style validator.
 //! - [`rules`]: the Rhai sandbox that runs guards, scoring and assignment rules.
+//! - [`jobs`]: job kinds, transactional enqueue, the runner, deferred work, effect ledger.
 //! - [`http`]: the router, middleware, error type, extractors and OpenAPI document.
 //! - [`app`]: start-up ([`app::App::build`]), shared state and graceful shutdown.
 //! - [`telemetry`]: logging set-up.
@@ -18,6 +19,7 @@ pub mod app;
 pub mod config;
 pub mod definitions;
 pub mod http;
+pub mod jobs;
 pub mod rules;
 pub mod storage;
 pub mod telemetry;

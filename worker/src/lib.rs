@@ -1,17 +1,113 @@
 //! # Akış worker
 //!
-//! Runs job handlers against the queues in the shared database. One module per job kind
-//! arrives with the jobs issue; until then a worker process connects, keeps the schema
-//! current and waits for shutdown, so deployments can already be wired.
+//! Runs the job handlers against the queues in the shared database: one module per job
+//! kind, wired to its queue by [`start`]. `akis worker` runs only this; `akis serve` runs it
+//! in-process unless `--no-workers`.
+//!
+//! # Layout
+//! - [`webhook`]: signed JSON POSTs to URLs declared in YAML (`X-Akis-Signature-256`).
+//! - [`conversion_event`]: Meta Conversions API events with hashed user data.
+//! - [`whatsapp_template`]: WhatsApp Cloud API template messages.
+//! - [`graph`]: the Graph API client settings and error classification.
+//! - [`effect`]: one external call under the effect ledger's re-run rules.
+//!
+//! The `notify` and `lead_fetch` kinds are defined in the engine; their handlers arrive with
+//! the notifications table and the customer/lead pipeline they write to.
+
+pub mod conversion_event;
+pub mod effect;
+pub mod graph;
+pub mod webhook;
+pub mod whatsapp_template;
 
 use std::future::Future;
+use std::time::Duration;
 
+use akis_engine::config::{Config, JobsConfig};
+use akis_engine::jobs::store::Retention;
+use akis_engine::jobs::{JobSystem, RunnerOptions, SystemOptions};
 use akis_engine::storage::Db;
 
-/// Runs the workers until `shutdown` completes.
-pub async fn run(db: Db, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    tracing::info!(backend = %db.backend(), "worker started; no job kinds are registered yet");
+/// How long in-flight jobs may take to finish at shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Process-wide job settings from the configuration.
+pub fn system_options(config: &JobsConfig) -> SystemOptions {
+    let day = 24 * 3600;
+    SystemOptions {
+        orphan_timeout: Duration::from_secs(config.job_orphan_timeout_secs),
+        retention: Retention {
+            finished: Duration::from_secs(config.job_history_days.max(1) * day),
+            dead: Duration::from_secs(config.job_dead_days.max(1) * day),
+        },
+        ..SystemOptions::default()
+    }
+}
+
+/// Per-queue settings: concurrency from the configuration, batches as large as the free
+/// slots.
+pub fn runner_options(config: &JobsConfig) -> RunnerOptions {
+    let concurrency = config.job_concurrency.clamp(1, 256);
+    RunnerOptions {
+        concurrency,
+        batch_size: concurrency,
+        ..RunnerOptions::default()
+    }
+}
+
+/// Starts the job system with every handler registered.
+pub async fn start(db: Db, config: &Config) -> anyhow::Result<JobSystem> {
+    let jobs = &config.jobs;
+    let client = graph::http_client()?;
+    let graph = graph::Graph::from_config(client.clone(), jobs);
+    let mut system = JobSystem::start(db.clone(), system_options(jobs)).await?;
+    let options = runner_options(jobs);
+    system
+        .run(
+            webhook::WebhookHandler {
+                db: db.clone(),
+                client,
+                secret: jobs
+                    .webhook_secret
+                    .as_ref()
+                    .map(|s| s.expose().as_bytes().to_vec()),
+            },
+            options.clone(),
+        )
+        .await?;
+    system
+        .run(
+            conversion_event::ConversionEventHandler {
+                db: db.clone(),
+                graph: graph.clone(),
+                pixel_id: jobs.meta_pixel_id.clone(),
+            },
+            options.clone(),
+        )
+        .await?;
+    system
+        .run(
+            whatsapp_template::WhatsappTemplateHandler {
+                db: db.clone(),
+                graph,
+                phone_number_id: jobs.whatsapp_phone_number_id.clone(),
+            },
+            options,
+        )
+        .await?;
+    Ok(system)
+}
+
+/// Runs the workers until `shutdown` completes, then lets in-flight jobs finish.
+pub async fn run(
+    db: Db,
+    config: &Config,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let system = start(db.clone(), config).await?;
+    tracing::info!(backend = %db.backend(), "worker started");
     shutdown.await;
+    system.shutdown(SHUTDOWN_GRACE).await;
     db.close().await;
     Ok(())
 }

@@ -120,12 +120,22 @@ impl Db {
             Db::Sqlite(db) => {
                 let mut migrator = sqlx::migrate!("../migrations/sqlite");
                 migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
-                migrator.run(&db.writer).await
+                match migrator.run(&db.writer).await {
+                    Ok(()) => {
+                        crate::jobs::apalis_migrations_sqlite()
+                            .run(&db.writer)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                }
             }
             Db::Postgres(pool) => {
                 let mut migrator = sqlx::migrate!("../migrations/postgres");
                 migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
-                migrator.run(pool).await
+                match migrator.run(pool).await {
+                    Ok(()) => crate::jobs::apalis_migrations_postgres().run(pool).await,
+                    Err(e) => Err(e),
+                }
             }
         };
         result.map_err(|e| StorageError::Migrate(e.to_string()))
@@ -182,6 +192,63 @@ impl Db {
             Db::Postgres(pool) => pool.close().await,
         }
     }
+}
+
+/// A write transaction on either backend. Domain store functions take `&mut Tx` and run
+/// their statements through [`exec!`](crate::exec); dropping a `Tx` without
+/// [`Tx::commit`] rolls it back.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Db {
+    /// Begins a write transaction (`BEGIN IMMEDIATE` on the SQLite writer).
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Db::Sqlite(db) => Tx::Sqlite(db.begin_write().await?),
+            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await,
+            Tx::Postgres(tx) => tx.commit().await,
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+/// Runs a statement inside a [`Tx`] on whichever backend it belongs to; the expression is
+/// expanded once per backend with `$conn` bound to that backend's connection.
+///
+/// ```ignore
+/// exec!(tx, conn => sqlx::query("UPDATE users SET name = $1 WHERE id = $2")
+///     .bind(name).bind(id).execute(conn).await)?;
+/// ```
+#[macro_export]
+macro_rules! exec {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            $crate::storage::Tx::Sqlite(__akis_tx) => {
+                let $conn = &mut **__akis_tx;
+                $body
+            }
+            $crate::storage::Tx::Postgres(__akis_tx) => {
+                let $conn = &mut **__akis_tx;
+                $body
+            }
+        }
+    };
 }
 
 /// Commits `tx` when `result` is Ok; otherwise drops it, which rolls back.

@@ -19,6 +19,9 @@ pub struct SqliteDb {
     pub writer: SqlitePool,
     /// Read-only connections; in WAL mode they never block the writer.
     pub reader: SqlitePool,
+    /// Signalled by the writer's update hook whenever a job row is inserted (see
+    /// `jobs::wake`): idle job runners in this process start at once.
+    pub job_wakeups: crate::jobs::Wakeups,
 }
 
 impl SqliteDb {
@@ -59,7 +62,23 @@ impl SqliteDb {
                 other => other.to_string(),
             },
         };
+        let job_wakeups = crate::jobs::Wakeups::new();
+        let hook_wakeups = job_wakeups.clone();
         let writer = SqlitePoolOptions::new()
+            .after_connect(move |conn, _| {
+                let wakeups = hook_wakeups.clone();
+                Box::pin(async move {
+                    let mut handle = conn.lock_handle().await?;
+                    handle.set_update_hook(move |event| {
+                        if event.table == crate::jobs::store::SQLITE_JOBS_TABLE
+                            && matches!(event.operation, sqlx::sqlite::SqliteOperation::Insert)
+                        {
+                            wakeups.wake_all();
+                        }
+                    });
+                    Ok(())
+                })
+            })
             .max_connections(1)
             .min_connections(1)
             // Writes queue for the single connection; a long queue is load, not failure.
@@ -78,7 +97,11 @@ impl SqliteDb {
             .connect_with(base.read_only(true))
             .await
             .map_err(open_error)?;
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            job_wakeups,
+        })
     }
 
     /// Starts a write transaction with `BEGIN IMMEDIATE` on the writer connection.
