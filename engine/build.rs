@@ -1,4 +1,7 @@
-// `sqlx::migrate!` embeds the migration folders at compile time; rebuild when they change.
+// `sqlx::migrate!` embeds the migration folders and `include_dir!` the default definitions
+// at compile time; rebuild when any of them changes.
 fn main() {
-    println!("cargo:rerun-if-changed=../migrations");
+    for dir in ["../migrations", "../workflows", "../rules", "../templates"] {
+        println!("cargo:rerun-if-changed={dir}");
+    }
 }

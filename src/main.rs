@@ -55,11 +55,31 @@ enum Command {
     },
     /// Print the JSON Schema of the definition files (for editor autocompletion).
     Schema,
+    /// Manage users (e.g. create the first admin).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Run Akış with demo data on the embedded SQLite database.
     Demo {
         /// Address to listen on [env: AKIS_LISTEN]
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user. The password is read from standard input when it is not a terminal
+    /// (`echo "$PW" | akis user create …`), otherwise asked for.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// A role id from the definitions (admin, manager, sales, operations).
+        #[arg(long, default_value = "admin")]
+        role: String,
     },
 }
 
@@ -129,7 +149,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Demo { .. } => {
             let app = App::build(config).await?;
-            eprintln!("Akış demo: open http://{}/docs", app.local_addr());
+            akis_engine::demo::seed(&app.state().db, &app.state().definitions).await?;
+            eprintln!(
+                "Akış demo: http://{} — log in as {} / {} (API reference at /docs)",
+                app.local_addr(),
+                akis_engine::demo::ADMIN_EMAIL,
+                akis_engine::demo::ADMIN_PASSWORD
+            );
             app.run_until_stopped(app::shutdown_signal()).await
         }
         Command::Worker => {
@@ -147,7 +173,44 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             db.close().await;
             Ok(())
         }
+        Command::User {
+            command: UserCommand::Create { email, name, role },
+        } => {
+            let password = read_password()?;
+            let definitions = app::load_definitions(&config)?;
+            let db = app::open_database(&config).await?;
+            let user = akis_engine::users::store::create_from_cli(
+                &db,
+                &definitions,
+                &email,
+                &name,
+                &role,
+                &password,
+            )
+            .await?;
+            println!(
+                "created user {} <{}> with role {}",
+                user.id, user.email, user.role
+            );
+            db.close().await;
+            Ok(())
+        }
         Command::Check { .. } | Command::Schema => Ok(()),
+    }
+}
+
+/// The new user's password: a line on standard input, or a prompt on a terminal.
+fn read_password() -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("password: ")?;
+        let again = rpassword::prompt_password("again: ")?;
+        anyhow::ensure!(first == again, "the passwords differ");
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        Ok(line.trim_end_matches(['\n', '\r']).to_string())
     }
 }
 

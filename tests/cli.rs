@@ -226,3 +226,79 @@ async fn serve_starts_answers_and_stops_gracefully_on_sigterm() {
     let exit = child.wait().expect("wait");
     assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
 }
+
+#[test]
+fn user_create_makes_an_admin_who_can_log_in_and_refuses_bad_input() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str], password: &str| {
+        let mut child = akis()
+            .current_dir(dir.path())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{password}\n").as_bytes())
+            .expect("write");
+        child.wait_with_output().expect("output")
+    };
+    let ok = run(
+        &[
+            "user",
+            "create",
+            "--email",
+            "Kurucu@Firma.com.tr",
+            "--name",
+            "Kurucu",
+        ],
+        "ilk-parola-1",
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("kurucu@firma.com.tr"));
+    let dup = run(
+        &[
+            "user",
+            "create",
+            "--email",
+            "kurucu@firma.com.tr",
+            "--name",
+            "Again",
+        ],
+        "ilk-parola-1",
+    );
+    assert!(!dup.status.success());
+    assert!(
+        String::from_utf8_lossy(&dup.stderr).contains("already"),
+        "{}",
+        String::from_utf8_lossy(&dup.stderr)
+    );
+    let role = run(
+        &[
+            "user",
+            "create",
+            "--email",
+            "x@firma.com.tr",
+            "--name",
+            "X",
+            "--role",
+            "wizard",
+        ],
+        "ilk-parola-1",
+    );
+    assert!(String::from_utf8_lossy(&role.stderr).contains("unknown role `wizard`"));
+    let weak = run(
+        &["user", "create", "--email", "y@firma.com.tr", "--name", "Y"],
+        "123",
+    );
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 8"));
+}

@@ -10,20 +10,30 @@
 //! - [`storage`]: the two database backends behind one interface, migrations, transactions.
 //! - [`definitions`]: the YAML model, loader and compiler-style validator.
 //! - [`rules`]: the Rhai sandbox that runs guards, scoring and assignment rules.
+//! - [`policy`]: the one answer to "may this user do this to this record?" (and list filters).
+//! - [`auth`]: sessions, API tokens, login throttling, the authentication middleware.
+//! - [`users`]: users, teams, offboarding.
+//! - [`audit`]: the audit log of admin and security actions.
 //! - [`jobs`]: job kinds, transactional enqueue, the runner, deferred work, effect ledger.
 //! - [`http`]: the router, middleware, error type, extractors and OpenAPI document.
+//! - [`demo`]: sample data for `akis demo`.
 //! - [`app`]: start-up ([`app::App::build`]), shared state and graceful shutdown.
 //! - [`telemetry`]: logging set-up.
 
 pub mod app;
+pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod definitions;
+pub mod demo;
 pub mod http;
 pub mod jobs;
+pub mod policy;
 pub mod rules;
 pub mod storage;
 pub mod telemetry;
 pub mod types;
+pub mod users;
 
 pub use app::{App, AppState};
 pub use config::Config;

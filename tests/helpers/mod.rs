@@ -342,3 +342,118 @@ pub async fn open(database: &TestDatabase) -> Db {
     db.migrate().await.expect("migrations apply");
     db
 }
+
+/// The password every test user gets.
+pub const TEST_PASSWORD: &str = "parola-1234";
+
+/// A logged-in browser: its own cookie jar and the session's CSRF token.
+pub struct TestSession {
+    pub client: reqwest::Client,
+    pub csrf: String,
+    pub user_id: String,
+    address: String,
+}
+
+impl TestSession {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// A state-changing request with the CSRF header, as the web UI sends it.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .header("x-csrf-token", &self.csrf);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.send(reqwest::Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.send(reqwest::Method::DELETE, path, None).await
+    }
+}
+
+impl TestApp {
+    /// Creates a user directly in the database (password [`TEST_PASSWORD`]).
+    pub async fn create_user(&self, email: &str, role: &str) -> akis_engine::types::ids::UserId {
+        let hash = akis_engine::auth::hash_password(TEST_PASSWORD)
+            .await
+            .expect("hash");
+        let mut tx = self.db.begin().await.expect("begin");
+        let user = akis_engine::users::store::insert(
+            &mut tx,
+            akis_engine::users::store::NewUser {
+                email: akis_engine::types::Email::parse(email).expect("valid email"),
+                name: format!("Test {role}"),
+                role: role.to_string(),
+                team_id: None,
+                password_hash: hash,
+                locale: "tr".into(),
+            },
+        )
+        .await
+        .expect("insert user");
+        tx.commit().await.expect("commit");
+        user.id
+    }
+
+    /// Logs in through the API with a fresh cookie jar.
+    pub async fn login(&self, email: &str, password: &str) -> TestSession {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .expect("client");
+        let response = client
+            .post(self.url("/api/auth/login"))
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+            .await
+            .expect("login sent");
+        assert_eq!(
+            response.status(),
+            reqwest::StatusCode::OK,
+            "login as {email}"
+        );
+        let body: serde_json::Value = response.json().await.expect("json");
+        TestSession {
+            client,
+            csrf: body["csrf_token"].as_str().expect("csrf token").to_string(),
+            user_id: body["user"]["user"]["id"]
+                .as_str()
+                .expect("user id")
+                .to_string(),
+            address: self.address.clone(),
+        }
+    }
+
+    /// Creates a user with `role` and logs them in.
+    pub async fn login_as(&self, role: &str) -> TestSession {
+        let email = format!("{role}-{}@test.local", uuid::Uuid::now_v7().simple());
+        self.create_user(&email, role).await;
+        self.login(&email, TEST_PASSWORD).await
+    }
+}

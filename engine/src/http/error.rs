@@ -242,6 +242,13 @@ impl From<JsonRejection> for ApiError {
                 "unsupported_media_type",
                 "send the body as JSON with `Content-Type: application/json`",
             ),
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::client(
+                    e.status(),
+                    "payload_too_large",
+                    "the request body is too large",
+                )
+            }
             JsonRejection::BytesRejection(e) => ApiError::client(
                 e.status(),
                 "unreadable_body",

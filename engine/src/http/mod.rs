@@ -41,14 +41,51 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
     ),
     tags(
         (name = "health", description = "Liveness and readiness probes (public)"),
+        (name = "auth", description = "Login, sessions, password, API tokens"),
+        (name = "admin", description = "Users, teams, offboarding, audit log (admin role)"),
     ),
-    components(schemas(error::ErrorBody))
+    components(schemas(error::ErrorBody)),
+    modifiers(&SecuritySchemes),
+    security(("session" = []), ("bearer" = []))
 )]
 struct ApiDoc;
 
+/// Declares the two ways to authenticate: the session cookie (plus `X-CSRF-Token` on
+/// state-changing requests) and API tokens.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::auth::sessions::COOKIE_NAME,
+                "Set by POST /api/auth/login. State-changing requests also need the X-CSRF-Token header.",
+            ))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API token from POST /api/me/tokens (`akis_…`)."))
+                    .build(),
+            ),
+        );
+    }
+}
+
 /// Every route with its OpenAPI description; the single place domain routers are merged.
 pub fn api_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(health::router())
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .merge(crate::auth::http::router())
+        .merge(crate::users::http::router())
+        .merge(crate::audit::http::router())
 }
 
 /// The OpenAPI document of the whole API.
@@ -106,6 +143,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async {
             ApiError::client(StatusCode::NOT_FOUND, "not_found", "no such endpoint").into_response()
         })
+        // Authentication wraps routing, so it runs before any extractor or fallback.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::middleware::authenticate,
+        ))
         .with_state(state)
         .layer(middleware)
 }
