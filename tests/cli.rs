@@ -302,3 +302,72 @@ fn user_create_makes_an_admin_who_can_log_in_and_refuses_bad_input() {
     );
     assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 8"));
 }
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    crate::helpers::repo_root()
+        .join("engine/tests/fixtures/definitions")
+        .join(name)
+}
+
+#[test]
+fn check_accepts_the_shipped_definitions() {
+    let output = akis()
+        .arg("check")
+        .arg(crate::helpers::repo_root())
+        .output()
+        .expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("error:"));
+}
+
+#[test]
+fn check_reports_errors_like_a_compiler_and_exits_1() {
+    let output = akis()
+        .arg("check")
+        .arg(fixture("unknown_stage"))
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("workflows/sales.yaml:18:13: error: unknown stage `randvu`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("help: did you mean `randevu`?"), "{stderr}");
+}
+
+#[test]
+fn serve_refuses_to_start_on_invalid_definitions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = akis()
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("--definitions")
+        .arg(fixture("rhai_syntax_error"))
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("definitions") && stderr.contains(".rhai:"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn schema_prints_a_json_schema() {
+    let output = akis().arg("schema").output().expect("runs");
+    assert!(output.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    assert!(
+        schema["$schema"]
+            .as_str()
+            .is_some_and(|s| s.contains("json-schema")),
+        "{schema}"
+    );
+}
