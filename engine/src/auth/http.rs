@@ -86,7 +86,10 @@ async fn login(
     Json(body): Json<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let email = body.email.trim().to_lowercase();
-    if email.is_empty() || body.password.is_empty() || body.password.len() > 4 * auth_max() {
+    if email.is_empty()
+        || body.password.is_empty()
+        || body.password.len() > 4 * super::MAX_PASSWORD_LEN
+    {
         return Err(bad_credentials());
     }
     let account_key = throttle::account_key(&email);
@@ -162,10 +165,6 @@ async fn login(
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     Ok(response)
-}
-
-fn auth_max() -> usize {
-    super::MAX_PASSWORD_LEN
 }
 
 /// Ends the current session (public: with no live session it only clears the cookie).

@@ -240,10 +240,10 @@ async fn update_user(
             None => None,
         },
     };
-    let before = store::get(&state.db, id)
+    let mut tx = state.db.begin().await?;
+    let before = store::get_in(&mut tx, id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    let mut tx = state.db.begin().await?;
     let user = store::update(&mut tx, id, body.expected_version, &changes).await?;
     if before.role != user.role {
         audit::record(
