@@ -371,7 +371,7 @@ async fn promote_loop(db: Db, every: Duration, mut stop: watch::Receiver<bool>) 
         // Drain everything due, in bounded transactions.
         loop {
             match store::promote_due(&db, 500).await {
-                Ok(n) if n == 500 => continue,
+                Ok(500) => continue,
                 Ok(_) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot hand deferred jobs to the queue");
