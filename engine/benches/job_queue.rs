@@ -3,7 +3,7 @@
 //! ```text
 //! AKIS_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres \
 //!   cargo bench -p akis-engine --bench job_queue -- [latency] [throughput] [multiproc] \
-//!   [--backend sqlite|postgres] [--runs 3] [--sustained 200000]
+//!   [--backend sqlite|postgres] [--runs 3] [--sustained 200000] [--sustained-runs N]
 //! ```
 //!
 //! - `latency`: enqueue→start at a steady 200 jobs/s into idle workers with 100,000
@@ -68,7 +68,7 @@ impl Recorder {
             let ms = (now_us() - sent_us) as f64 / 1000.0;
             self.latencies_ms.lock().await.push(ms);
         }
-        if self.mark_every > 0 && n % self.mark_every == 0 {
+        if self.mark_every > 0 && n.is_multiple_of(self.mark_every) {
             self.marks.lock().await.push((n, Instant::now()));
         }
     }
@@ -137,14 +137,14 @@ impl BenchDb {
     }
 
     async fn drop_pg(&self) {
-        if let Some((admin, name)) = &self.pg_name {
-            if let Ok(pool) = sqlx::PgPool::connect(admin).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                )))
-                .execute(&pool)
-                .await;
-            }
+        if let Some((admin, name)) = &self.pg_name
+            && let Ok(pool) = sqlx::PgPool::connect(admin).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+            )))
+            .execute(&pool)
+            .await;
         }
     }
 }
@@ -611,6 +611,9 @@ async fn main() {
     let sustained: u64 = value("--sustained")
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
+    let sustained_runs: usize = value("--sustained-runs")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(runs);
     let pg_admin = std::env::var("AKIS_BENCH_POSTGRES_URL")
         .or_else(|_| std::env::var("AKIS_TEST_POSTGRES_URL"))
         .ok();
@@ -689,6 +692,9 @@ async fn main() {
                 println!("{backend:?} drain 20k raw apalis run {run}: {r:.0} jobs/s");
                 raw_r.push(r);
                 bench.drop_pg().await;
+                if run >= sustained_runs {
+                    continue;
+                }
                 let bench = BenchDb::fresh(backend, &pg).await;
                 let db = bench.open().await;
                 let (f, a) = sustained_ours(&db, sustained).await;
