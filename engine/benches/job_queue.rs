@@ -3,14 +3,14 @@
 //! ```text
 //! AKIS_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres \
 //!   cargo bench -p akis-engine --bench job_queue -- [latency] [throughput] [multiproc] \
-//!   [--backend sqlite|postgres] [--runs 3] [--sustained 200000] [--sustained-runs N]
+//!   [--backend sqlite|postgres] [--runs 3] [--sustained 200000] [--sustained-runs N] [--drain 5000]
 //! ```
 //!
 //! - `latency`: enqueue→start at a steady 200 jobs/s into idle workers with 100,000
 //!   future-dated jobs pending: our layer (future jobs in `deferred_jobs`) and raw apalis
 //!   (future jobs as `run_at` rows in its table) with the same wake-up, batch, concurrency
 //!   and orphan-timeout settings.
-//! - `throughput`: no-op jobs. Drain 20,000 with our layer and with raw apalis (same
+//! - `throughput`: no-op jobs. Drain `--drain` (5,000) jobs with our layer and with raw apalis (same
 //!   configuration); then our layer's sustained rate after `--sustained` jobs vs its first
 //!   2,000.
 //! - `multiproc` (PostgreSQL): two worker processes (this binary re-executed) drain 40,000.
@@ -353,11 +353,25 @@ mod raw {
         while left > 0 {
             let chunk = left.min(1000);
             let tasks: Vec<_> = (0..chunk).map(|_| task(run_at)).collect();
-            let mut tx = pool.begin().await.expect("begin");
-            apalis_sqlite::queries::push_tasks(&mut *tx, QUEUE, &tasks)
-                .await
-                .expect("push");
-            tx.commit().await.expect("commit");
+            // apalis's pool has several writers: SQLITE_BUSY happens under load; retry.
+            let mut tries = 0;
+            loop {
+                let attempt = async {
+                    let mut tx = pool.begin().await?;
+                    apalis_sqlite::queries::push_tasks(&mut *tx, QUEUE, &tasks).await?;
+                    tx.commit().await?;
+                    Ok::<_, apalis_sqlite::Error>(())
+                };
+                match attempt.await {
+                    Ok(()) => break,
+                    Err(e) if tries < 50 => {
+                        tries += 1;
+                        eprintln!("raw apalis push retry after: {e}");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err(e) => panic!("raw apalis push: {e}"),
+                }
+            }
             left -= chunk;
         }
     }
@@ -611,6 +625,10 @@ async fn main() {
     let sustained: u64 = value("--sustained")
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
+    // Raw apalis on SQLite slows as rows accumulate (~1/n); 5,000 keeps a run short.
+    let drain: usize = value("--drain")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000);
     let sustained_runs: usize = value("--sustained-runs")
         .and_then(|v| v.parse().ok())
         .unwrap_or(runs);
@@ -682,14 +700,14 @@ async fn main() {
             for run in 0..runs {
                 let bench = BenchDb::fresh(backend, &pg).await;
                 let db = bench.open().await;
-                let r = drain_ours(&db, 20_000).await;
-                println!("{backend:?} drain 20k ours run {run}: {r:.0} jobs/s");
+                let r = drain_ours(&db, drain).await;
+                println!("{backend:?} drain {drain} ours run {run}: {r:.0} jobs/s");
                 ours.push(r);
                 db.close().await;
                 bench.drop_pg().await;
                 let bench = BenchDb::fresh(backend, &pg).await;
-                let r = raw_drain(backend, &bench, 20_000).await;
-                println!("{backend:?} drain 20k raw apalis run {run}: {r:.0} jobs/s");
+                let r = raw_drain(backend, &bench, drain).await;
+                println!("{backend:?} drain {drain} raw apalis run {run}: {r:.0} jobs/s");
                 raw_r.push(r);
                 bench.drop_pg().await;
                 if run >= sustained_runs {
@@ -712,7 +730,7 @@ async fn main() {
             let (mf, _) = median_max(&first);
             let (ma, xa) = median_max(&after);
             println!(
-                "SUMMARY {backend:?} drain 20k: ours median {mo:.0} (max {xo:.0}, min {:.0}) jobs/s; raw apalis median {mr:.0} (max {xr:.0}, min {:.0}); ours/raw {:.0}%",
+                "SUMMARY {backend:?} drain {drain}: ours median {mo:.0} (max {xo:.0}, min {:.0}) jobs/s; raw apalis median {mr:.0} (max {xr:.0}, min {:.0}); ours/raw {:.0}%",
                 min_of(&ours),
                 min_of(&raw_r),
                 mo / mr * 100.0
