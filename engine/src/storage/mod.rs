@@ -13,9 +13,10 @@
 //! body once per backend so each copy is type-checked against its own driver. There is no
 //! `sqlx::Any` (no uuid/json/chrono, and apalis cannot share an `AnyPool`).
 //!
-//! Migrations are embedded, one folder per backend, and tracked in `_akis_migrations`:
-//! apalis keeps its own in `_sqlx_migrations`, and two migrators sharing a table each fail
-//! with "previously applied but is missing".
+//! Migrations are embedded, one folder per backend, and tracked in `_akis_migrations`.
+//! [`Db::migrate`] then runs apalis's own migrations (its job tables), tracked in
+//! `_apalis_migrations`: two migrators sharing a table each fail with "previously applied
+//! but is missing", and apalis's default `_sqlx_migrations` is left to apalis's tools.
 //!
 //! This module must never hold a transaction across an `.await` on anything but the
 //! database (no HTTP calls inside a transaction).
