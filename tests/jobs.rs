@@ -459,10 +459,7 @@ impl FakeServer {
 }
 
 fn fixture(name: &str) -> String {
-    let path = format!(
-        "{}/../shared/fixtures/meta/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/tests/fixtures/meta/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
 }
 

@@ -1,7 +1,7 @@
 //! `conversion_event`: a Meta Conversions API event for a pipeline transition.
 //!
 //! `POST {graph}/{version}/{pixel_id}/events` with `{"data": [event]}` shaped like Meta's
-//! example (`shared/fixtures/meta/capi_event_request.json`). User data is normalized and
+//! example (`tests/fixtures/meta/capi_event_request.json`). User data is normalized and
 //! SHA-256 hashed as Meta's SDKs do (email: trimmed, lower case; phone: digits with the
 //! country code — Turkish national numbers get +90 first; names: trimmed, lower case). The
 //! `event_id` derives from the effect key, so a resend after an interrupted call is
@@ -207,7 +207,7 @@ mod tests {
 
     fn vectors() -> Vec<Vector> {
         let path = format!(
-            "{}/../../shared/fixtures/meta/capi_hash_vectors.json",
+            "{}/../tests/fixtures/meta/capi_hash_vectors.json",
             env!("CARGO_MANIFEST_DIR")
         );
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -1,7 +1,7 @@
 //! `whatsapp_template`: a WhatsApp Cloud API template message.
 //!
 //! `POST {graph}/{version}/{phone_number_id}/messages` shaped like
-//! `shared/fixtures/meta/whatsapp_template_send_request.json`, plus
+//! `tests/fixtures/meta/whatsapp_template_send_request.json`, plus
 //! `biz_opaque_callback_data` carrying the effect key so status webhooks can be matched
 //! back to the effect. A WhatsApp send is not idempotent: a run that died mid-call is never
 //! resent — the effect is marked `unknown` for an admin (see the effect ledger).
@@ -120,7 +120,7 @@ mod tests {
     #[test]
     fn the_body_has_the_documented_shape() {
         let path = format!(
-            "{}/../../shared/fixtures/meta/whatsapp_template_send_request.json",
+            "{}/../tests/fixtures/meta/whatsapp_template_send_request.json",
             env!("CARGO_MANIFEST_DIR")
         );
         let fixture: Value =
