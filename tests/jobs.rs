@@ -723,3 +723,22 @@ impl Drop for ChildGuard {
         let _ = self.0.wait();
     }
 }
+
+crate::both_backends! {
+    async fn admins_see_queue_health_and_prometheus_metrics(app) {
+        let rep = app.login_as("sales").await;
+        assert_eq!(rep.get("/api/admin/metrics").await.status(), reqwest::StatusCode::FORBIDDEN);
+        assert_eq!(rep.get("/api/admin/jobs/health").await.status(), reqwest::StatusCode::FORBIDDEN);
+        let admin = app.login_as("admin").await;
+        let health = admin.get("/api/admin/jobs/health").await;
+        assert_eq!(health.status(), reqwest::StatusCode::OK);
+        let health: serde_json::Value = health.json().await.expect("json");
+        assert!(health.is_array());
+        metrics::counter!("akis_test_probe_total").increment(1);
+        let metrics = admin.get("/api/admin/metrics").await;
+        assert_eq!(metrics.status(), reqwest::StatusCode::OK);
+        assert!(metrics.headers()["content-type"].to_str().expect("ascii").starts_with("text/plain"));
+        let text = metrics.text().await.expect("text");
+        assert!(text.contains("akis_test_probe_total"), "{text}");
+    }
+}

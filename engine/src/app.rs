@@ -66,6 +66,8 @@ pub fn load_definitions(config: &Config) -> anyhow::Result<Arc<Definitions>> {
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         // Bind first: a port in use is the most common mistake and the cheapest to report.
+        // Metrics recorded from the first moment on are served at /api/admin/metrics.
+        crate::telemetry::prometheus();
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;

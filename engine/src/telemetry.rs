@@ -1,6 +1,9 @@
 //! Logging: human-readable on a terminal, JSON lines otherwise (servers, CI, containers).
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt;
@@ -25,4 +28,18 @@ pub fn init(config: &Config) {
     } else {
         builder.compact().try_init()
     };
+}
+
+/// The process-wide Prometheus recorder behind the `metrics` macros (the `metrics` crate
+/// has one global recorder per process). Installed on first use; None if another recorder
+/// was installed first.
+pub fn prometheus() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok().map(|()| handle)
+        })
+        .as_ref()
 }

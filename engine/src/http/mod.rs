@@ -86,6 +86,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::auth::http::router())
         .merge(crate::users::http::router())
         .merge(crate::audit::http::router())
+        .merge(crate::jobs::http::router())
 }
 
 /// The OpenAPI document of the whole API.

@@ -28,6 +28,7 @@
 //! between the fetch transaction and the finish transaction.
 
 pub mod effects;
+pub mod http;
 pub mod kinds;
 pub mod runner;
 pub mod store;

@@ -950,7 +950,7 @@ pub async fn cancel(db: &Db, id: JobId) -> Result<bool, JobsError> {
 }
 
 /// One queue's health, for metrics and the admin screen.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct QueueHealth {
     pub queue: String,
     pub pending: i64,
