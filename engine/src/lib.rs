@@ -24,6 +24,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod crm;
 pub mod definitions;
 pub mod demo;
 pub mod http;

@@ -87,6 +87,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::users::http::router())
         .merge(crate::audit::http::router())
         .merge(crate::jobs::http::router())
+        .merge(crate::crm::http::router())
 }
 
 /// The OpenAPI document of the whole API.

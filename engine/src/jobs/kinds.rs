@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::JobKind;
 use super::effects::EffectKey;
 use crate::types::Timestamp;
-use crate::types::ids::{CustomerId, UserId};
+use crate::types::ids::{CardId, CustomerId, UserId};
 
 /// An in-app notification to some users (Socket.IO push once realtime exists).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,11 +120,55 @@ impl JobKind for WebhookJob {
     const TIMEOUT: Duration = Duration::from_secs(20);
 }
 
+/// A follow-up reminder declared on a transition (`follow_up:`). The due expression is
+/// evaluated by the handler against the company calendar from `base` (the transition's
+/// instant), so a definitions reload cannot change a queued follow-up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowUpJob {
+    pub effect_key: EffectKey,
+    pub card_id: CardId,
+    pub customer_id: CustomerId,
+    pub title_tr: String,
+    pub title_en: String,
+    /// A due-time expression (`+2d at 10:00`, `next business day 10:00`).
+    pub due: String,
+    /// The instant the expression counts from.
+    pub base: Timestamp,
+    /// Card field values the expression may name (`appointment_at`).
+    #[serde(default)]
+    pub card_fields: serde_json::Map<String, serde_json::Value>,
+    pub assignees: Vec<UserId>,
+}
+
+impl JobKind for FollowUpJob {
+    const QUEUE: &'static str = "follow_up";
+    const TIMEOUT: Duration = Duration::from_secs(10);
+}
+
+/// Opens a work order from a definition for a card (`create_work_order:`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWorkOrderJob {
+    pub effect_key: EffectKey,
+    pub definition: String,
+    pub card_id: CardId,
+    pub customer_id: CustomerId,
+    pub requested_by: Option<UserId>,
+}
+
+impl JobKind for CreateWorkOrderJob {
+    const QUEUE: &'static str = "create_work_order";
+    const TIMEOUT: Duration = Duration::from_secs(10);
+}
+
 /// Every queue the engine defines.
-pub const QUEUES: [&str; 5] = [
+pub const QUEUES: [&str; 7] = [
     NotifyJob::QUEUE,
     WhatsappTemplateJob::QUEUE,
     ConversionEventJob::QUEUE,
     LeadFetchJob::QUEUE,
     WebhookJob::QUEUE,
+    FollowUpJob::QUEUE,
+    CreateWorkOrderJob::QUEUE,
 ];

@@ -8,6 +8,7 @@
 //! - personal data (phone, email) masks itself in `Debug` output ([`Phone`], [`Email`]).
 
 pub mod contact;
+pub mod fold;
 pub mod ids;
 pub mod money;
 pub mod time;
