@@ -7,4 +7,5 @@ mod auth;
 mod cli;
 mod foundation;
 mod jobs;
+mod pipeline;
 mod storage;

@@ -192,7 +192,12 @@ fn encode_cursor(sort_key: &str, id: CardId) -> String {
 }
 
 fn decode_cursor(cursor: &str) -> Result<(String, String), ApiError> {
-    let bad = || ApiError::bad_request("invalid_cursor", "the cursor is not one this server gave out");
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_cursor",
+            "the cursor is not one this server gave out",
+        )
+    };
     let bytes = hex::decode(cursor).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let (key, id) = text.split_once('\u{1f}').ok_or_else(bad)?;
@@ -232,9 +237,14 @@ async fn column_page(
         let (key, id) = decode_cursor(cursor)?;
         let k = sql.text_arg(key);
         let i = sql.text_arg(id);
-        sql.push(&format!(" AND (c.sort_key {cmp} {k} OR (c.sort_key = {k} AND c.id {cmp} {i}))"));
+        sql.push(&format!(
+            " AND (c.sort_key {cmp} {k} OR (c.sort_key = {k} AND c.id {cmp} {i}))"
+        ));
     }
-    sql.push(&format!(" ORDER BY c.sort_key {dir}, c.id {dir} LIMIT {}", limit + 1));
+    sql.push(&format!(
+        " ORDER BY c.sort_key {dir}, c.id {dir} LIMIT {}",
+        limit + 1
+    ));
     let mut rows = crate::sql_fetch_all!(db, BoardRow, &sql)?;
     let next = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
@@ -251,7 +261,12 @@ struct StageCount {
     n: i64,
 }
 
-async fn counts(db: &Db, pipeline: &Pipeline, filter: &Filter, policy: &RecordFilter) -> Result<HashMap<String, i64>, ApiError> {
+async fn counts(
+    db: &Db,
+    pipeline: &Pipeline,
+    filter: &Filter,
+    policy: &RecordFilter,
+) -> Result<HashMap<String, i64>, ApiError> {
     let needs_customer = !filter.sources.is_empty()
         || !filter.campaigns.is_empty()
         || filter.q.is_some()
@@ -279,7 +294,13 @@ async fn owners_and_tags(
     ids: &[CustomerId],
     want_owners: bool,
     want_tags: bool,
-) -> Result<(HashMap<CustomerId, Vec<OwnerRef>>, HashMap<CustomerId, Vec<String>>), ApiError> {
+) -> Result<
+    (
+        HashMap<CustomerId, Vec<OwnerRef>>,
+        HashMap<CustomerId, Vec<String>>,
+    ),
+    ApiError,
+> {
     let mut owners: HashMap<CustomerId, Vec<OwnerRef>> = HashMap::new();
     let mut tags: HashMap<CustomerId, Vec<String>> = HashMap::new();
     if ids.is_empty() || (!want_owners && !want_tags) {
@@ -300,7 +321,10 @@ async fn owners_and_tags(
         ));
         for row in crate::sql_fetch_all!(db, Pair, &sql)? {
             if let Ok(id) = row.a.parse() {
-                owners.entry(row.customer_id).or_default().push(OwnerRef { id, name: row.b });
+                owners
+                    .entry(row.customer_id)
+                    .or_default()
+                    .push(OwnerRef { id, name: row.b });
             }
         }
     }
@@ -343,7 +367,11 @@ fn layout_value(
         // Reminders arrive with their own module; until then no card has one.
         "next_reminder_at" => Value::Null,
         other => {
-            if definitions.card_fields.iter().any(|d| d.id.as_str() == other) {
+            if definitions
+                .card_fields
+                .iter()
+                .any(|d| d.id.as_str() == other)
+            {
                 card_fields.get(other).cloned().unwrap_or(Value::Null)
             } else {
                 customer_fields.get(other).cloned().unwrap_or(Value::Null)
@@ -352,10 +380,21 @@ fn layout_value(
     }
 }
 
-async fn to_board_cards(db: &Db, definitions: &Definitions, pipeline: &Pipeline, rows: Vec<BoardRow>) -> Result<Vec<BoardCard>, ApiError> {
+async fn to_board_cards(
+    db: &Db,
+    definitions: &Definitions,
+    pipeline: &Pipeline,
+    rows: Vec<BoardRow>,
+) -> Result<Vec<BoardCard>, ApiError> {
     let layout: Vec<&str> = pipeline.card.fields.iter().map(|f| f.as_str()).collect();
     let ids: Vec<CustomerId> = rows.iter().map(|r| r.customer_id).collect();
-    let (owners, tags) = owners_and_tags(db, &ids, layout.contains(&"owners"), layout.contains(&"tags")).await?;
+    let (owners, tags) = owners_and_tags(
+        db,
+        &ids,
+        layout.contains(&"owners"),
+        layout.contains(&"tags"),
+    )
+    .await?;
     let badge_rules: Vec<RuleRef> = pipeline
         .card
         .badges
@@ -370,7 +409,15 @@ async fn to_board_cards(db: &Db, definitions: &Definitions, pipeline: &Pipeline,
         for field in &layout {
             fields.insert(
                 (*field).to_string(),
-                layout_value(definitions, field, &row, &card_fields, &customer_fields, &owners, &tags),
+                layout_value(
+                    definitions,
+                    field,
+                    &row,
+                    &card_fields,
+                    &customer_fields,
+                    &owners,
+                    &tags,
+                ),
             );
         }
         let mut badges = Vec::new();
@@ -404,7 +451,11 @@ async fn to_board_cards(db: &Db, definitions: &Definitions, pipeline: &Pipeline,
                 .with_json("customer", &customer_view);
             for rule in &badge_rules {
                 match definitions.rules.badge(rule, &ctx) {
-                    Ok(Some(b)) => badges.push(BadgeOut { tr: b.tr, en: b.en, color: b.color }),
+                    Ok(Some(b)) => badges.push(BadgeOut {
+                        tr: b.tr,
+                        en: b.en,
+                        color: b.color,
+                    }),
                     Ok(None) => {}
                     Err(e) => tracing::debug!(rule = %rule, error = %e, "badge rule failed"),
                 }
@@ -432,12 +483,10 @@ pub async fn board(
     limit: u32,
 ) -> Result<Board, ApiError> {
     let limit = limit.clamp(1, 100);
-    let pages = futures::future::try_join_all(
-        pipeline
-            .stages
-            .iter()
-            .map(|stage| column_page(db, pipeline, stage.id.as_str(), filter, policy, None, limit)),
-    );
+    let pages =
+        futures::future::try_join_all(pipeline.stages.iter().map(|stage| {
+            column_page(db, pipeline, stage.id.as_str(), filter, policy, None, limit)
+        }));
     let (counts, pages) = futures::try_join!(counts(db, pipeline, filter, policy), pages)?;
     let mut columns = Vec::with_capacity(pipeline.stages.len());
     for (stage, (rows, next)) in pipeline.stages.iter().zip(pages) {
@@ -450,7 +499,12 @@ pub async fn board(
     }
     Ok(Board {
         pipeline_id: pipeline.id.as_str().to_string(),
-        fields: pipeline.card.fields.iter().map(|f| f.as_str().to_string()).collect(),
+        fields: pipeline
+            .card
+            .fields
+            .iter()
+            .map(|f| f.as_str().to_string())
+            .collect(),
         columns,
     })
 }

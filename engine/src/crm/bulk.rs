@@ -38,31 +38,55 @@ pub struct ItemResult {
 
 impl ItemResult {
     fn done(id: impl ToString, version: Option<i64>) -> Self {
-        Self { id: id.to_string(), status: "done", code: None, reason: None, version }
+        Self {
+            id: id.to_string(),
+            status: "done",
+            code: None,
+            reason: None,
+            version,
+        }
     }
 
     fn refused(id: impl ToString, e: &ApiError) -> Self {
         let (code, reason) = match e {
-            ApiError::Client { code, message, fields, .. } => {
+            ApiError::Client {
+                code,
+                message,
+                fields,
+                ..
+            } => {
                 let mut reason = message.clone();
                 if !fields.is_empty() {
-                    let list: Vec<String> = fields.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                    let list: Vec<String> =
+                        fields.iter().map(|(k, v)| format!("{k}: {v}")).collect();
                     reason = format!("{reason} ({})", list.join("; "));
                 }
                 ((*code).to_string(), reason)
             }
-            ApiError::Internal(_) => ("internal".to_string(), "something went wrong with this item".to_string()),
+            ApiError::Internal(_) => (
+                "internal".to_string(),
+                "something went wrong with this item".to_string(),
+            ),
         };
         if let ApiError::Internal(err) = e {
             tracing::error!(error = %err, "bulk item failed");
         }
-        Self { id: id.to_string(), status: "refused", code: Some(code), reason: Some(reason), version: None }
+        Self {
+            id: id.to_string(),
+            status: "refused",
+            code: Some(code),
+            reason: Some(reason),
+            version: None,
+        }
     }
 }
 
 fn check_size(n: usize) -> Result<(), ApiError> {
     if n == 0 || n > MAX_ITEMS {
-        return Err(ApiError::unprocessable("invalid_bulk", format!("send 1 to {MAX_ITEMS} items")));
+        return Err(ApiError::unprocessable(
+            "invalid_bulk",
+            format!("send 1 to {MAX_ITEMS} items"),
+        ));
     }
     Ok(())
 }
@@ -92,7 +116,13 @@ pub async fn bulk_move(
             let Some(loaded) = transition::load(db, item.card_id).await? else {
                 return Err(ApiError::not_found("card"));
             };
-            actor.require_access(definitions, Module::Pipeline, Permission::Edit, &loaded.owners, "card")?;
+            actor.require_access(
+                definitions,
+                Module::Pipeline,
+                Permission::Edit,
+                &loaded.owners,
+                "card",
+            )?;
             let command = MoveCommand {
                 card: item.card_id,
                 to: to.to_string(),
@@ -142,8 +172,11 @@ pub async fn bulk_assign(
             sqlx::query_scalar("SELECT active FROM users WHERE id = $1").bind(user).fetch_optional(pool).await
         })?;
         if active != Some(true) {
-            return Err(ApiError::unprocessable("unknown_user", "every new owner must be an active user")
-                .with_field("add", format!("{user} is not an active user")));
+            return Err(ApiError::unprocessable(
+                "unknown_user",
+                "every new owner must be an active user",
+            )
+            .with_field("add", format!("{user} is not an active user")));
         }
     }
     let mut out = Vec::with_capacity(customers.len());
@@ -174,9 +207,19 @@ pub async fn set_owners(
         return Err(ApiError::not_found("customer"));
     }
     if let Some(actor) = actor {
-        actor.require_access(definitions, Module::Customers, Permission::Edit, &owners, "customer")?;
+        actor.require_access(
+            definitions,
+            Module::Customers,
+            Permission::Edit,
+            &owners,
+            "customer",
+        )?;
     }
-    let mut next: Vec<UserId> = if change.replace { Vec::new() } else { owners.clone() };
+    let mut next: Vec<UserId> = if change.replace {
+        Vec::new()
+    } else {
+        owners.clone()
+    };
     next.retain(|u| !change.remove.contains(u));
     for u in &change.add {
         if !next.contains(u) {
@@ -196,14 +239,17 @@ pub async fn set_owners(
     let version: i64 = exec!(&mut tx, conn => sqlx::query_scalar(
         "UPDATE customers SET version = version + 1, updated_at = $1 WHERE id = $2 RETURNING version")
         .bind(now).bind(id).fetch_one(conn).await)?;
-    timeline::append(&mut tx, NewEvent {
-        customer_id: id,
-        card_id: None,
-        kind: kinds::OWNERS_CHANGED,
-        actor: actor.map(|a| a.user_id),
-        definitions_version: &definitions.version,
-        data: json!({"from": owners, "to": next}),
-    })
+    timeline::append(
+        &mut tx,
+        NewEvent {
+            customer_id: id,
+            card_id: None,
+            kind: kinds::OWNERS_CHANGED,
+            actor: actor.map(|a| a.user_id),
+            definitions_version: &definitions.version,
+            data: json!({"from": owners, "to": next}),
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(version)
@@ -231,10 +277,15 @@ pub async fn bulk_tag(
     check_size(customers.len())?;
     let mut add = Vec::new();
     for tag in &change.add {
-        add.push(customers::normalize_tag(tag).map_err(|e| ApiError::unprocessable("invalid_tag", e).with_field("add", "invalid tag"))?);
+        add.push(customers::normalize_tag(tag).map_err(|e| {
+            ApiError::unprocessable("invalid_tag", e).with_field("add", "invalid tag")
+        })?);
     }
     if add.is_empty() && change.remove.is_empty() {
-        return Err(ApiError::unprocessable("invalid_bulk", "add or remove at least one tag"));
+        return Err(ApiError::unprocessable(
+            "invalid_bulk",
+            "add or remove at least one tag",
+        ));
     }
     let mut out = Vec::with_capacity(customers.len());
     for id in customers {

@@ -31,8 +31,7 @@ pub struct Card {
     pub updated_at: Timestamp,
 }
 
-pub(crate) const CARD_COLUMNS: &str =
-    "id, customer_id, pipeline_id, stage_id, fields, version, stage_entered_at, created_at, updated_at";
+pub(crate) const CARD_COLUMNS: &str = "id, customer_id, pipeline_id, stage_id, fields, version, stage_entered_at, created_at, updated_at";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct CardRow {
@@ -93,7 +92,10 @@ pub async fn for_customer(db: &Db, customer: CustomerId) -> Result<Vec<Card>, sq
     Ok(rows.into_iter().map(CardRow::into_card).collect())
 }
 
-pub(crate) async fn for_customer_tx(tx: &mut Tx, customer: CustomerId) -> Result<Vec<CardRow>, sqlx::Error> {
+pub(crate) async fn for_customer_tx(
+    tx: &mut Tx,
+    customer: CustomerId,
+) -> Result<Vec<CardRow>, sqlx::Error> {
     exec!(tx, conn => sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CARD_COLUMNS} FROM cards WHERE customer_id = $1 ORDER BY created_at")))
         .bind(customer)
         .fetch_all(conn)
@@ -124,10 +126,18 @@ pub(crate) fn sort_key(
         "emotional_score" => score(customer.emotional_score),
         "logical_score" => score(customer.logical_score),
         _ => {
-            if let Some(def) = definitions.card_fields.iter().find(|d| d.id.as_str() == field) {
+            if let Some(def) = definitions
+                .card_fields
+                .iter()
+                .find(|d| d.id.as_str() == field)
+            {
                 return fields::sort_text(def.kind, card_fields.get(field));
             }
-            if let Some(def) = definitions.customer_fields.iter().find(|d| d.id.as_str() == field) {
+            if let Some(def) = definitions
+                .customer_fields
+                .iter()
+                .find(|d| d.id.as_str() == field)
+            {
                 let values = parse_object(&customer.fields);
                 return fields::sort_text(def.kind, values.get(field));
             }
@@ -146,7 +156,9 @@ pub(crate) async fn refresh_sort_keys_for_customer(
         return Ok(());
     };
     for card in for_customer_tx(tx, customer_id).await? {
-        let Some(pipeline) = definitions.pipeline(&card.pipeline_id) else { continue };
+        let Some(pipeline) = definitions.pipeline(&card.pipeline_id) else {
+            continue;
+        };
         let key = sort_key(
             definitions,
             pipeline,
@@ -224,11 +236,17 @@ pub(crate) fn rule_view(
     view.insert("id".into(), Value::String(card.id.to_string()));
     view.insert("pipeline".into(), Value::String(card.pipeline_id.clone()));
     view.insert("stage".into(), Value::String(card.stage_id.clone()));
-    let days = last_contact_at.map(|t| (Timestamp::now().as_datetime() - t.as_datetime()).num_days());
-    view.insert("days_since_contact".into(), days.map_or(Value::Null, Value::from));
+    let days =
+        last_contact_at.map(|t| (Timestamp::now().as_datetime() - t.as_datetime()).num_days());
+    view.insert(
+        "days_since_contact".into(),
+        days.map_or(Value::Null, Value::from),
+    );
     view.insert(
         "days_in_stage".into(),
-        Value::from((Timestamp::now().as_datetime() - card.stage_entered_at.as_datetime()).num_days()),
+        Value::from(
+            (Timestamp::now().as_datetime() - card.stage_entered_at.as_datetime()).num_days(),
+        ),
     );
     Value::Object(view)
 }

@@ -44,7 +44,9 @@ pub struct Attribution {
 impl Attribution {
     /// The campaign key the board and lists filter on.
     pub fn campaign(&self) -> Option<String> {
-        self.utm_campaign.clone().or_else(|| self.campaign_id.clone())
+        self.utm_campaign
+            .clone()
+            .or_else(|| self.campaign_id.clone())
     }
 }
 
@@ -135,7 +137,11 @@ pub(crate) struct CustomerRow {
     pub updated_at: Timestamp,
 }
 
-fn consent(granted: Option<bool>, source: Option<String>, at: Option<Timestamp>) -> Option<Consent> {
+fn consent(
+    granted: Option<bool>,
+    source: Option<String>,
+    at: Option<Timestamp>,
+) -> Option<Consent> {
     Some(Consent {
         granted: granted?,
         source: source.unwrap_or_default(),
@@ -218,19 +224,37 @@ pub(crate) async fn load_related(db: &Db, ids: &[CustomerId]) -> Result<Related,
         "SELECT customer_id, e164 AS a, raw AS b FROM customer_phones WHERE customer_id IN {ids} ORDER BY customer_id, position",
     );
     for row in crate::sql_fetch_all!(db, KeyedText, &phones)? {
-        related.phones.entry(row.customer_id).or_default().push(PhoneEntry { e164: row.a, raw: row.b });
+        related
+            .phones
+            .entry(row.customer_id)
+            .or_default()
+            .push(PhoneEntry {
+                e164: row.a,
+                raw: row.b,
+            });
     }
     let emails = query(
         "SELECT customer_id, email AS a, '' AS b FROM customer_emails WHERE customer_id IN {ids} ORDER BY customer_id, position",
     );
     for row in crate::sql_fetch_all!(db, KeyedText, &emails)? {
-        related.emails.entry(row.customer_id).or_default().push(row.a);
+        related
+            .emails
+            .entry(row.customer_id)
+            .or_default()
+            .push(row.a);
     }
     let identities = query(
         "SELECT customer_id, channel AS a, external_id AS b FROM customer_identities WHERE customer_id IN {ids} ORDER BY customer_id, added_at",
     );
     for row in crate::sql_fetch_all!(db, KeyedText, &identities)? {
-        related.identities.entry(row.customer_id).or_default().push(Identity { channel: row.a, external_id: row.b });
+        related
+            .identities
+            .entry(row.customer_id)
+            .or_default()
+            .push(Identity {
+                channel: row.a,
+                external_id: row.b,
+            });
     }
     let owners = query(
         "SELECT o.customer_id, u.id AS a, u.name AS b FROM customer_owners o JOIN users u ON u.id = o.user_id
@@ -238,7 +262,11 @@ pub(crate) async fn load_related(db: &Db, ids: &[CustomerId]) -> Result<Related,
     );
     for row in crate::sql_fetch_all!(db, KeyedText, &owners)? {
         if let Ok(id) = row.a.parse() {
-            related.owners.entry(row.customer_id).or_default().push(OwnerRef { id, name: row.b });
+            related
+                .owners
+                .entry(row.customer_id)
+                .or_default()
+                .push(OwnerRef { id, name: row.b });
         }
     }
     let tags = query(
@@ -273,7 +301,10 @@ pub async fn owner_ids(db: &Db, id: CustomerId) -> Result<Vec<UserId>, sqlx::Err
     })
 }
 
-pub(crate) async fn get_row_tx(tx: &mut Tx, id: CustomerId) -> Result<Option<CustomerRow>, sqlx::Error> {
+pub(crate) async fn get_row_tx(
+    tx: &mut Tx,
+    id: CustomerId,
+) -> Result<Option<CustomerRow>, sqlx::Error> {
     exec!(tx, conn => sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1")))
         .bind(id)
         .fetch_optional(conn)
@@ -317,7 +348,10 @@ pub fn search_key(name: &str, phones: &[String], emails: &[String]) -> String {
 /// `+905321234567` → `05321234567` (what Turkish staff type).
 fn national_digits(e164: &str) -> Option<String> {
     let parsed = phonenumber::parse(None, e164).ok()?;
-    let national = parsed.format().mode(phonenumber::Mode::National).to_string();
+    let national = parsed
+        .format()
+        .mode(phonenumber::Mode::National)
+        .to_string();
     Some(fold::digits(&national))
 }
 
@@ -333,9 +367,9 @@ pub(crate) fn rule_view(
 ) -> Value {
     let mut view = Map::new();
     for def in &definitions.customer_fields {
-        let value = fields.get(def.id.as_str()).map_or(Value::Null, |v| {
-            crate::crm::fields::rule_value(def.kind, v)
-        });
+        let value = fields
+            .get(def.id.as_str())
+            .map_or(Value::Null, |v| crate::crm::fields::rule_value(def.kind, v));
         view.insert(def.id.as_str().to_string(), value);
     }
     view.insert("name".into(), json!(name));
@@ -389,7 +423,10 @@ pub async fn update(
     if let Some(name) = &changes.name
         && (name.trim().is_empty() || name.chars().count() > 200)
     {
-        errors.insert("name".into(), "a name is required (at most 200 characters)".into());
+        errors.insert(
+            "name".into(),
+            "a name is required (at most 200 characters)".into(),
+        );
     }
     let mut tags = Vec::new();
     for tag in changes.tags.iter().flatten() {
@@ -410,14 +447,21 @@ pub async fn update(
     }
     let current = parse_object(&row.fields);
     let fields = match &changes.fields {
-        Some(f) => crate::crm::fields::merge(&definitions.customer_fields, &current, f, &mut errors),
+        Some(f) => {
+            crate::crm::fields::merge(&definitions.customer_fields, &current, f, &mut errors)
+        }
         None => current.clone(),
     };
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
     let now = Timestamp::now();
-    let name = changes.name.as_deref().map(str::trim).unwrap_or(&row.name).to_string();
+    let name = changes
+        .name
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or(&row.name)
+        .to_string();
     let fields_text = Value::Object(fields.clone()).to_string();
     let updated = exec!(&mut tx, conn => sqlx::query(
         "UPDATE customers SET name = $1, fields = $2, version = version + 1, updated_at = $3 WHERE id = $4 AND version = $5")
@@ -503,7 +547,10 @@ pub async fn list(
     limit: u32,
 ) -> Result<CustomerPage, sqlx::Error> {
     let limit = limit.clamp(1, 200);
-    let mut sql = Sql::new(format!("SELECT {} FROM customers cu WHERE 1 = 1", prefixed_columns("cu")));
+    let mut sql = Sql::new(format!(
+        "SELECT {} FROM customers cu WHERE 1 = 1",
+        prefixed_columns("cu")
+    ));
     crate::crm::board::push_policy(&mut sql, policy, "cu.id");
     filter.push_conditions(&mut sql, "cu.id");
     if let Some(pipeline) = pipeline {
@@ -530,7 +577,10 @@ pub async fn list(
     let ids: Vec<CustomerId> = rows.iter().map(|r| r.id).collect();
     let mut related = load_related(db, &ids).await?;
     Ok(CustomerPage {
-        customers: rows.into_iter().map(|r| r.into_customer(&mut related)).collect(),
+        customers: rows
+            .into_iter()
+            .map(|r| r.into_customer(&mut related))
+            .collect(),
         next_cursor,
     })
 }

@@ -38,7 +38,11 @@ pub fn normalize(def: &FieldDef, value: &Value) -> Result<Value, String> {
     match def.kind {
         FieldType::Text | FieldType::LongText | FieldType::File => {
             let s = value.as_str().ok_or("must be text")?;
-            let limit = if def.kind == FieldType::LongText { 20_000 } else { 1_000 };
+            let limit = if def.kind == FieldType::LongText {
+                20_000
+            } else {
+                1_000
+            };
             if s.chars().count() > limit {
                 return Err(format!("at most {limit} characters"));
             }
@@ -205,7 +209,12 @@ pub fn sort_text(kind: FieldType, value: Option<&Value>) -> String {
         FieldType::Money => stored_money(value)
             .map(|m| sortable_i64(m.minor))
             .unwrap_or_default(),
-        FieldType::Boolean => if value.as_bool() == Some(true) { "1" } else { "0" }.into(),
+        FieldType::Boolean => if value.as_bool() == Some(true) {
+            "1"
+        } else {
+            "0"
+        }
+        .into(),
         _ => value
             .as_str()
             .map(|s| crate::types::fold::fold(s).chars().take(64).collect())
@@ -221,7 +230,11 @@ pub fn sortable_i64(v: i64) -> String {
 /// A float as 16 hex digits whose text order is numeric order.
 pub fn sortable_f64(v: f64) -> String {
     let bits = v.to_bits();
-    let key = if v.is_sign_negative() { !bits } else { bits | (1 << 63) };
+    let key = if v.is_sign_negative() {
+        !bits
+    } else {
+        bits | (1 << 63)
+    };
     format!("{key:016x}")
 }
 
@@ -230,7 +243,10 @@ mod tests {
     use super::*;
 
     fn def(kind: FieldType) -> FieldDef {
-        let yaml = format!("id: f\ntype: {}\nlabel: {{tr: F, en: F}}\n", kind_name(kind));
+        let yaml = format!(
+            "id: f\ntype: {}\nlabel: {{tr: F, en: F}}\n",
+            kind_name(kind)
+        );
         serde_saphyr::from_str(&yaml).expect("field def")
     }
 
@@ -247,14 +263,26 @@ mod tests {
     #[test]
     fn money_accepts_what_people_type() {
         let d = def(FieldType::Money);
-        assert_eq!(normalize(&d, &json!("1.250,50")).unwrap(), json!({"minor": 125050, "currency": "TRY"}));
-        assert_eq!(normalize(&d, &json!(1250)).unwrap(), json!({"minor": 125000, "currency": "TRY"}));
+        assert_eq!(
+            normalize(&d, &json!("1.250,50")).unwrap(),
+            json!({"minor": 125050, "currency": "TRY"})
+        );
+        assert_eq!(
+            normalize(&d, &json!(1250)).unwrap(),
+            json!({"minor": 125000, "currency": "TRY"})
+        );
         assert_eq!(
             normalize(&d, &json!({"amount": "10.5", "currency": "EUR"})).unwrap(),
             json!({"minor": 1050, "currency": "EUR"})
         );
         assert!(normalize(&d, &json!("abc")).is_err());
-        assert_eq!(rule_value(FieldType::Money, &json!({"minor": 125050, "currency": "TRY"})), json!(1250.5));
+        assert_eq!(
+            rule_value(
+                FieldType::Money,
+                &json!({"minor": 125050, "currency": "TRY"})
+            ),
+            json!(1250.5)
+        );
     }
 
     #[test]
@@ -266,7 +294,10 @@ mod tests {
         );
         assert!(normalize(&d, &json!("tomorrow")).is_err());
         let p = def(FieldType::Phone);
-        assert_eq!(normalize(&p, &json!("0532 123 45 67")).unwrap(), json!("+905321234567"));
+        assert_eq!(
+            normalize(&p, &json!("0532 123 45 67")).unwrap(),
+            json!("+905321234567")
+        );
         assert_eq!(normalize(&p, &json!("  ")).unwrap(), Value::Null);
     }
 
@@ -276,7 +307,10 @@ mod tests {
         let mut texts: Vec<String> = ints.iter().map(|v| sortable_i64(*v)).collect();
         ints.sort();
         texts.sort();
-        assert_eq!(texts, ints.iter().map(|v| sortable_i64(*v)).collect::<Vec<_>>());
+        assert_eq!(
+            texts,
+            ints.iter().map(|v| sortable_i64(*v)).collect::<Vec<_>>()
+        );
         let floats = [-2.5f64, -0.1, 0.0, 0.1, 3.0, 1e10];
         let texts: Vec<String> = floats.iter().map(|v| sortable_f64(*v)).collect();
         let mut sorted = texts.clone();

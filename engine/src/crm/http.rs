@@ -76,11 +76,19 @@ impl FilterQuery {
                 unassigned = true;
             } else {
                 owners.push(owner.parse::<UserId>().map_err(|_| {
-                    ApiError::bad_request("invalid_filter", "`owners` takes user ids (comma-separated) or `none`")
+                    ApiError::bad_request(
+                        "invalid_filter",
+                        "`owners` takes user ids (comma-separated) or `none`",
+                    )
                 })?);
             }
         }
-        let q = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(|q| q.chars().take(200).collect());
+        let q = self
+            .q
+            .as_deref()
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .map(|q| q.chars().take(200).collect());
         Ok(Filter {
             owners,
             unassigned,
@@ -167,7 +175,11 @@ async fn create_lead(
         entered_by_owns: actor.scope(&state.definitions) == Scope::Own,
     };
     let outcome = intake::intake(&state.db, &state.definitions, lead).await?;
-    let status = if outcome.matched || outcome.duplicate { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if outcome.matched || outcome.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok((status, Json(outcome)))
 }
 
@@ -219,10 +231,23 @@ pub struct CustomerDetail {
     cards: Vec<Card>,
 }
 
-async fn visible_customer(state: &AppState, actor: &Actor, id: CustomerId, permission: Permission) -> Result<Customer, ApiError> {
-    let customer = customers::get(&state.db, id).await?.ok_or_else(|| ApiError::not_found("customer"))?;
+async fn visible_customer(
+    state: &AppState,
+    actor: &Actor,
+    id: CustomerId,
+    permission: Permission,
+) -> Result<Customer, ApiError> {
+    let customer = customers::get(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("customer"))?;
     let owners: Vec<UserId> = customer.owners.iter().map(|o| o.id).collect();
-    actor.require_access(&state.definitions, Module::Customers, permission, &owners, "customer")?;
+    actor.require_access(
+        &state.definitions,
+        Module::Customers,
+        permission,
+        &owners,
+        "customer",
+    )?;
     Ok(customer)
 }
 
@@ -272,7 +297,15 @@ async fn update_customer(
         marketing_consent: body.marketing_consent,
         whatsapp_consent: body.whatsapp_consent,
     };
-    customers::update(&state.db, &state.definitions, Some(actor.user_id), id, body.expected_version, changes).await?;
+    customers::update(
+        &state.db,
+        &state.definitions,
+        Some(actor.user_id),
+        id,
+        body.expected_version,
+        changes,
+    )
+    .await?;
     get_customer(State(state), actor, Path(id)).await
 }
 
@@ -302,8 +335,21 @@ async fn customer_timeline(
     if !exists {
         return Err(ApiError::not_found("customer"));
     }
-    actor.require_access(&state.definitions, Module::Customers, Permission::View, &owners, "customer")?;
-    let page = timeline::list(&state.db, id, &split_list(&q.kinds), q.before, q.limit.unwrap_or(50)).await?;
+    actor.require_access(
+        &state.definitions,
+        Module::Customers,
+        Permission::View,
+        &owners,
+        "customer",
+    )?;
+    let page = timeline::list(
+        &state.db,
+        id,
+        &split_list(&q.kinds),
+        q.before,
+        q.limit.unwrap_or(50),
+    )
+    .await?;
     Ok(Json(page))
 }
 
@@ -336,7 +382,10 @@ pub struct PipelineInfo {
 /// The pipelines the user may see, with stages, transitions and card layout.
 #[utoipa::path(get, path = "/api/pipelines", tag = "pipelines",
     responses((status = 200, body = Vec<PipelineInfo>), (status = 403)))]
-async fn list_pipelines(State(state): State<AppState>, actor: Actor) -> Result<Json<Vec<PipelineInfo>>, ApiError> {
+async fn list_pipelines(
+    State(state): State<AppState>,
+    actor: Actor,
+) -> Result<Json<Vec<PipelineInfo>>, ApiError> {
     actor.require(&state.definitions, Module::Pipeline, Permission::View)?;
     let defs = &state.definitions;
     Ok(Json(
@@ -369,7 +418,12 @@ async fn list_pipelines(State(state): State<AppState>, actor: Actor) -> Result<J
                         guarded: t.guard.is_some(),
                     })
                     .collect(),
-                card_fields: p.card.fields.iter().map(|f| f.as_str().to_string()).collect(),
+                card_fields: p
+                    .card
+                    .fields
+                    .iter()
+                    .map(|f| f.as_str().to_string())
+                    .collect(),
                 required_on_entry: p
                     .stages
                     .iter()
@@ -384,7 +438,10 @@ async fn list_pipelines(State(state): State<AppState>, actor: Actor) -> Result<J
 }
 
 fn pipeline<'a>(state: &'a AppState, id: &str) -> Result<&'a Pipeline, ApiError> {
-    state.definitions.pipeline(id).ok_or_else(|| ApiError::not_found("pipeline"))
+    state
+        .definitions
+        .pipeline(id)
+        .ok_or_else(|| ApiError::not_found("pipeline"))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -408,7 +465,15 @@ async fn get_board(
     actor.require(&state.definitions, Module::Pipeline, Permission::View)?;
     let pipeline = pipeline(&state, &id)?;
     let policy = actor.record_filter(&state.definitions, Module::Pipeline);
-    let board = board::board(&state.db, &state.definitions, pipeline, &f.to_filter()?, &policy, q.limit.unwrap_or(20)).await?;
+    let board = board::board(
+        &state.db,
+        &state.definitions,
+        pipeline,
+        &f.to_filter()?,
+        &policy,
+        q.limit.unwrap_or(20),
+    )
+    .await?;
     Ok(Json(board))
 }
 
@@ -454,10 +519,22 @@ async fn get_column(
 /// One card.
 #[utoipa::path(get, path = "/api/cards/{id}", tag = "pipelines", params(("id" = CardId, Path)),
     responses((status = 200, body = Card), (status = 404)))]
-async fn get_card(State(state): State<AppState>, actor: Actor, Path(id): Path<CardId>) -> Result<Json<Card>, ApiError> {
-    let card = cards::get(&state.db, id).await?.ok_or_else(|| ApiError::not_found("card"))?;
+async fn get_card(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<CardId>,
+) -> Result<Json<Card>, ApiError> {
+    let card = cards::get(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("card"))?;
     let owners = customers::owner_ids(&state.db, card.customer_id).await?;
-    actor.require_access(&state.definitions, Module::Pipeline, Permission::View, &owners, "card")?;
+    actor.require_access(
+        &state.definitions,
+        Module::Pipeline,
+        Permission::View,
+        &owners,
+        "card",
+    )?;
     Ok(Json(card))
 }
 
@@ -481,9 +558,15 @@ async fn update_card(
     Json(body): Json<UpdateCard>,
 ) -> Result<Json<Card>, ApiError> {
     let defs = &state.definitions;
-    let card = transition::update_fields(&state.db, defs, id, body.expected_version, &body.fields, Some(actor.user_id), |owners| {
-        actor.require_access(defs, Module::Pipeline, Permission::Edit, owners, "card")
-    })
+    let card = transition::update_fields(
+        &state.db,
+        defs,
+        id,
+        body.expected_version,
+        &body.fields,
+        Some(actor.user_id),
+        |owners| actor.require_access(defs, Module::Pipeline, Permission::Edit, owners, "card"),
+    )
     .await?;
     Ok(Json(card))
 }
@@ -549,7 +632,11 @@ pub struct BulkResponse {
 fn bulk_response(results: Vec<ItemResult>) -> Json<BulkResponse> {
     let done = results.iter().filter(|r| r.status == "done").count();
     let refused = results.len() - done;
-    Json(BulkResponse { results, done, refused })
+    Json(BulkResponse {
+        results,
+        done,
+        refused,
+    })
 }
 
 /// Moves many cards; a result per card.
@@ -560,7 +647,15 @@ async fn bulk_move(
     actor: Actor,
     Json(body): Json<BulkMoveRequest>,
 ) -> Result<Json<BulkResponse>, ApiError> {
-    let results = bulk::bulk_move(&state.db, &state.definitions, &actor, &body.cards, &body.to, &body.fields).await?;
+    let results = bulk::bulk_move(
+        &state.db,
+        &state.definitions,
+        &actor,
+        &body.cards,
+        &body.to,
+        &body.fields,
+    )
+    .await?;
     Ok(bulk_response(results))
 }
 
@@ -580,7 +675,14 @@ async fn bulk_assign(
     actor: Actor,
     Json(body): Json<BulkAssignRequest>,
 ) -> Result<Json<BulkResponse>, ApiError> {
-    let results = bulk::bulk_assign(&state.db, &state.definitions, &actor, &body.customer_ids, &body.change).await?;
+    let results = bulk::bulk_assign(
+        &state.db,
+        &state.definitions,
+        &actor,
+        &body.customer_ids,
+        &body.change,
+    )
+    .await?;
     Ok(bulk_response(results))
 }
 
@@ -600,6 +702,13 @@ async fn bulk_tag(
     actor: Actor,
     Json(body): Json<BulkTagRequest>,
 ) -> Result<Json<BulkResponse>, ApiError> {
-    let results = bulk::bulk_tag(&state.db, &state.definitions, &actor, &body.customer_ids, &body.change).await?;
+    let results = bulk::bulk_tag(
+        &state.db,
+        &state.definitions,
+        &actor,
+        &body.customer_ids,
+        &body.change,
+    )
+    .await?;
     Ok(bulk_response(results))
 }

@@ -85,9 +85,17 @@ fn validate(definitions: &Definitions, lead: &Lead) -> Result<Valid, ApiError> {
     let mut errors = BTreeMap::new();
     let name = lead.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 200 {
-        errors.insert("name".into(), "a name is required (at most 200 characters)".into());
+        errors.insert(
+            "name".into(),
+            "a name is required (at most 200 characters)".into(),
+        );
     }
-    let phone = match lead.phone.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+    let phone = match lead
+        .phone
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
         Some(raw) => match Phone::parse(raw) {
             Ok(p) => Some((p, raw.chars().take(64).collect())),
             Err(_) => {
@@ -97,7 +105,12 @@ fn validate(definitions: &Definitions, lead: &Lead) -> Result<Valid, ApiError> {
         },
         None => None,
     };
-    let email = match lead.email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+    let email = match lead
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
         Some(raw) => match Email::parse(raw) {
             Ok(e) => Some(e),
             Err(_) => {
@@ -111,7 +124,10 @@ fn validate(definitions: &Definitions, lead: &Lead) -> Result<Valid, ApiError> {
         && lead.email.as_deref().is_none_or(|e| e.trim().is_empty())
         && lead.identity.is_none()
     {
-        errors.insert("phone".into(), "a phone number or an email address is required".into());
+        errors.insert(
+            "phone".into(),
+            "a phone number or an email address is required".into(),
+        );
     }
     let source = lead
         .source
@@ -121,9 +137,14 @@ fn validate(definitions: &Definitions, lead: &Lead) -> Result<Valid, ApiError> {
         .unwrap_or(DEFAULT_SOURCE)
         .to_string();
     if source.chars().count() > 50
-        || !source.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        || !source
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     {
-        errors.insert("source".into(), "letters, digits, `_` or `-` (at most 50)".into());
+        errors.insert(
+            "source".into(),
+            "letters, digits, `_` or `-` (at most 50)".into(),
+        );
     }
     let mut attribution = lead.attribution.clone();
     for (key, value) in [
@@ -146,11 +167,21 @@ fn validate(definitions: &Definitions, lead: &Lead) -> Result<Valid, ApiError> {
     }
     attribution.source = Some(source.clone());
     attribution.at.get_or_insert_with(Timestamp::now);
-    let notes = lead.notes.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(str::to_string);
+    let notes = lead
+        .notes
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
     if notes.as_deref().is_some_and(|n| n.chars().count() > 5_000) {
         errors.insert("notes".into(), "at most 5000 characters".into());
     }
-    let fields = crate::crm::fields::merge(&definitions.customer_fields, &Map::new(), &lead.fields, &mut errors);
+    let fields = crate::crm::fields::merge(
+        &definitions.customer_fields,
+        &Map::new(),
+        &lead.fields,
+        &mut errors,
+    );
     if let Some(p) = &lead.pipeline
         && definitions.pipeline(p).is_none()
     {
@@ -164,12 +195,24 @@ fn validate(definitions: &Definitions, lead: &Lead) -> Result<Valid, ApiError> {
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    Ok(Valid { name, phone, email, source, attribution, notes, fields })
+    Ok(Valid {
+        name,
+        phone,
+        email,
+        source,
+        attribution,
+        notes,
+        fields,
+    })
 }
 
 /// Receives one lead. Never loses it: a failing scoring or assignment rule is logged and
 /// the lead is stored unscored or unassigned.
-pub async fn intake(db: &Db, definitions: &Definitions, lead: Lead) -> Result<IntakeOutcome, ApiError> {
+pub async fn intake(
+    db: &Db,
+    definitions: &Definitions,
+    lead: Lead,
+) -> Result<IntakeOutcome, ApiError> {
     let valid = validate(definitions, &lead)?;
     let pipeline = match &lead.pipeline {
         Some(p) => definitions.pipeline(p),
@@ -190,7 +233,10 @@ pub async fn intake(db: &Db, definitions: &Definitions, lead: Lead) -> Result<In
                 continue;
             }
             Err(IntakeError::Race) => {
-                return Err(ApiError::conflict("intake_conflict", "this lead collided with another one; send it again"));
+                return Err(ApiError::conflict(
+                    "intake_conflict",
+                    "this lead collided with another one; send it again",
+                ));
             }
             Err(IntakeError::Api(e)) => return Err(e),
         }
@@ -291,7 +337,9 @@ async fn intake_in(
     let lead_event = EventId::new();
     let (customer_id, card_id) = match matched {
         None => new_customer(tx, definitions, pipeline, lead, valid, lead_event, now).await?,
-        Some((id, _)) => returning_customer(tx, definitions, pipeline, lead, valid, id, lead_event, now).await?,
+        Some((id, _)) => {
+            returning_customer(tx, definitions, pipeline, lead, valid, id, lead_event, now).await?
+        }
     };
     let matched_by = matched.map(|(_, by)| by.to_string());
     let payload = json!({
@@ -335,14 +383,20 @@ async fn assign(
     source: &str,
     customer_view: &Value,
 ) -> Result<Option<UserId>, sqlx::Error> {
-    let Some(rule) = pipeline.on_new_lead.assignment.as_ref() else { return Ok(None) };
-    let Ok(rule) = RuleRef::parse(rule.as_str()) else { return Ok(None) };
+    let Some(rule) = pipeline.on_new_lead.assignment.as_ref() else {
+        return Ok(None);
+    };
+    let Ok(rule) = RuleRef::parse(rule.as_str()) else {
+        return Ok(None);
+    };
     let candidates: Vec<Candidate> = exec!(tx, conn => sqlx::query_as(
         "SELECT u.id, u.role, t.name AS team FROM users u LEFT JOIN teams t ON t.id = u.team_id WHERE u.active ORDER BY u.created_at, u.id")
         .fetch_all(conn).await)?;
     let key = format!("assign:{}:{source}", pipeline.id.as_str());
-    let counter: i64 = exec!(tx, conn => sqlx::query_scalar("SELECT value FROM counters WHERE key = $1")
-        .bind(&key).fetch_optional(conn).await)?.unwrap_or(0);
+    let counter: i64 =
+        exec!(tx, conn => sqlx::query_scalar("SELECT value FROM counters WHERE key = $1")
+        .bind(&key).fetch_optional(conn).await)?
+        .unwrap_or(0);
     let users: Vec<Value> = candidates
         .iter()
         .map(|c| json!({"id": c.id.to_string(), "roles": [c.role], "teams": c.team.iter().collect::<Vec<_>>()}))
@@ -362,11 +416,20 @@ async fn assign(
     exec!(tx, conn => sqlx::query(
         "INSERT INTO counters (key, value) VALUES ($1, 1) ON CONFLICT (key) DO UPDATE SET value = counters.value + 1")
         .bind(&key).execute(conn).await.map(|r| r.rows_affected()))?;
-    Ok(picked.and_then(|id| candidates.iter().find(|c| c.id.to_string() == id).map(|c| c.id)))
+    Ok(picked.and_then(|id| {
+        candidates
+            .iter()
+            .find(|c| c.id.to_string() == id)
+            .map(|c| c.id)
+    }))
 }
 
 /// Runs the pipeline's scoring rule; None when there is none or it fails.
-fn score(definitions: &Definitions, pipeline: &Pipeline, customer_view: &Value) -> Option<(i64, i64)> {
+fn score(
+    definitions: &Definitions,
+    pipeline: &Pipeline,
+    customer_view: &Value,
+) -> Option<(i64, i64)> {
     let rule = RuleRef::parse(pipeline.on_new_lead.scoring.as_ref()?.as_str()).ok()?;
     let ctx = RuleContext::new().with_json("customer", customer_view);
     match definitions.rules.score(&rule, &ctx) {
@@ -442,13 +505,23 @@ async fn new_customer(
         exec!(tx, conn => sqlx::query("INSERT INTO customer_owners (customer_id, user_id, since) VALUES ($1, $2, $3)")
             .bind(id).bind(owner).bind(now).execute(conn).await.map(|r| r.rows_affected()))?;
     }
-    let row = customers::get_row_tx(tx, id)
-        .await?
-        .ok_or_else(|| ApiError::from(anyhow::anyhow!("customer vanished inside its transaction")))?;
+    let row = customers::get_row_tx(tx, id).await?.ok_or_else(|| {
+        ApiError::from(anyhow::anyhow!("customer vanished inside its transaction"))
+    })?;
     let stage = pipeline
         .initial_stage()
         .ok_or_else(|| ApiError::from(anyhow::anyhow!("pipeline without an initial stage")))?;
-    let card = cards::insert(tx, definitions, pipeline, &row, stage.id.as_str(), lead.entered_by, lead_event, now).await?;
+    let card = cards::insert(
+        tx,
+        definitions,
+        pipeline,
+        &row,
+        stage.id.as_str(),
+        lead.entered_by,
+        lead_event,
+        now,
+    )
+    .await?;
     timeline::append_with_id(
         tx,
         lead_event,
@@ -479,7 +552,12 @@ async fn new_customer(
 }
 
 /// The "new lead assigned to you" notification, in the same transaction.
-async fn notify_assigned(tx: &mut Tx, customer: &CustomerRow, owner: UserId, event: EventId) -> Result<(), IntakeError> {
+async fn notify_assigned(
+    tx: &mut Tx,
+    customer: &CustomerRow,
+    owner: UserId,
+    event: EventId,
+) -> Result<(), IntakeError> {
     let job = NotifyJob {
         effect_key: EffectKey::new(format!("lead:{event}:assigned:{owner}")),
         user_ids: vec![owner],
@@ -579,10 +657,20 @@ async fn returning_customer(
     let mut reopened = None;
     let card_id = match existing {
         None => {
-            let stage = pipeline
-                .initial_stage()
-                .ok_or_else(|| ApiError::from(anyhow::anyhow!("pipeline without an initial stage")))?;
-            cards::insert(tx, definitions, pipeline, &row, stage.id.as_str(), lead.entered_by, lead_event, now).await?
+            let stage = pipeline.initial_stage().ok_or_else(|| {
+                ApiError::from(anyhow::anyhow!("pipeline without an initial stage"))
+            })?;
+            cards::insert(
+                tx,
+                definitions,
+                pipeline,
+                &row,
+                stage.id.as_str(),
+                lead.entered_by,
+                lead_event,
+                now,
+            )
+            .await?
         }
         Some(card) => {
             let terminal = pipeline.stage(&card.stage_id).is_some_and(|s| s.terminal);
@@ -600,11 +688,23 @@ async fn returning_customer(
                             definitions_version: &definitions.version,
                             data: json!({"from": card.stage_id, "to": stage.as_str(), "pipeline": pipeline.id.as_str(), "reason": "reapplied"}),
                         }).await?;
-                        cards::open_stage(tx, card.id, pipeline.id.as_str(), stage.as_str(), None, event, now).await?;
-                        reopened = Some(json!({"from": card.stage_id, "to": stage.as_str(), "activity": activity.as_str()}));
+                        cards::open_stage(
+                            tx,
+                            card.id,
+                            pipeline.id.as_str(),
+                            stage.as_str(),
+                            None,
+                            event,
+                            now,
+                        )
+                        .await?;
+                        reopened = Some(
+                            json!({"from": card.stage_id, "to": stage.as_str(), "activity": activity.as_str()}),
+                        );
                     }
                     ReturnPolicy::RecordOnly { activity } => {
-                        reopened = Some(json!({"stage": card.stage_id, "activity": activity.as_str()}));
+                        reopened =
+                            Some(json!({"stage": card.stage_id, "activity": activity.as_str()}));
                     }
                 }
             }
@@ -612,31 +712,41 @@ async fn returning_customer(
         }
     };
     if let Some(data) = reopened {
-        timeline::append(tx, NewEvent {
-            customer_id: id,
-            card_id: Some(card_id),
-            kind: kinds::REAPPLIED,
-            actor: lead.entered_by,
-            definitions_version: &definitions.version,
-            data,
-        }).await?;
+        timeline::append(
+            tx,
+            NewEvent {
+                customer_id: id,
+                card_id: Some(card_id),
+                kind: kinds::REAPPLIED,
+                actor: lead.entered_by,
+                definitions_version: &definitions.version,
+                data,
+            },
+        )
+        .await?;
     }
     cards::refresh_sort_keys_for_customer(tx, definitions, id).await?;
-    timeline::append_with_id(tx, lead_event, now, NewEvent {
-        customer_id: id,
-        card_id: Some(card_id),
-        kind: kinds::LEAD,
-        actor: lead.entered_by,
-        definitions_version: &definitions.version,
-        data: json!({
-            "source": valid.source,
-            "attribution": valid.attribution,
-            "notes": valid.notes,
-            "returning": true,
-            "added": added,
-            "pipeline": pipeline.id.as_str(),
-            "scores": scores.map(|(e, l)| json!({"emotional": e, "logical": l})),
-        }),
-    }).await?;
+    timeline::append_with_id(
+        tx,
+        lead_event,
+        now,
+        NewEvent {
+            customer_id: id,
+            card_id: Some(card_id),
+            kind: kinds::LEAD,
+            actor: lead.entered_by,
+            definitions_version: &definitions.version,
+            data: json!({
+                "source": valid.source,
+                "attribution": valid.attribution,
+                "notes": valid.notes,
+                "returning": true,
+                "added": added,
+                "pipeline": pipeline.id.as_str(),
+                "scores": scores.map(|(e, l)| json!({"emotional": e, "logical": l})),
+            }),
+        },
+    )
+    .await?;
     Ok((id, card_id))
 }

@@ -50,11 +50,16 @@ impl ActionContext<'_> {
     fn template_values(&self) -> Value {
         let mut customer = Map::new();
         customer.insert("name".into(), json!(self.customer.name));
-        customer.insert("phone".into(), json!(self.customer.phones.first().map(|p| &p.e164)));
+        customer.insert(
+            "phone".into(),
+            json!(self.customer.phones.first().map(|p| &p.e164)),
+        );
         customer.insert("email".into(), json!(self.customer.emails.first()));
         customer.insert("source".into(), json!(self.customer.source));
         for (k, v) in &self.customer.fields {
-            customer.entry(k.clone()).or_insert_with(|| display_value(v));
+            customer
+                .entry(k.clone())
+                .or_insert_with(|| display_value(v));
         }
         let mut card = Map::new();
         for (k, v) in self.card_fields {
@@ -66,12 +71,20 @@ impl ActionContext<'_> {
     }
 
     fn whatsapp_consent(&self) -> bool {
-        self.customer.consent.whatsapp.as_ref().is_some_and(|c| c.granted)
+        self.customer
+            .consent
+            .whatsapp
+            .as_ref()
+            .is_some_and(|c| c.granted)
             || self.customer.fields.get("whatsapp_consent") == Some(&Value::Bool(true))
     }
 
     fn marketing_refused(&self) -> bool {
-        self.customer.consent.marketing.as_ref().is_some_and(|c| !c.granted)
+        self.customer
+            .consent
+            .marketing
+            .as_ref()
+            .is_some_and(|c| !c.granted)
     }
 }
 
@@ -81,13 +94,21 @@ fn display_value(v: &Value) -> Value {
         Some(m) => {
             let exp = m.currency.exponent();
             let major = m.minor as f64 / 10f64.powi(exp as i32);
-            json!(format!("{major:.prec$} {}", m.currency.code(), prec = exp as usize))
+            json!(format!(
+                "{major:.prec$} {}",
+                m.currency.code(),
+                prec = exp as usize
+            ))
         }
         None => v.clone(),
     }
 }
 
-async fn recipients(tx: &mut Tx, ctx: &ActionContext<'_>, to: &[Recipient]) -> Result<Vec<UserId>, sqlx::Error> {
+async fn recipients(
+    tx: &mut Tx,
+    ctx: &ActionContext<'_>,
+    to: &[Recipient],
+) -> Result<Vec<UserId>, sqlx::Error> {
     let mut users: Vec<UserId> = Vec::new();
     for r in to {
         match r {
@@ -106,7 +127,11 @@ async fn recipients(tx: &mut Tx, ctx: &ActionContext<'_>, to: &[Recipient]) -> R
 }
 
 /// Pushes the jobs of `actions` on `tx`. Skipped actions are recorded on the timeline.
-pub async fn enqueue_actions(tx: &mut Tx, ctx: &ActionContext<'_>, actions: &[Action]) -> Result<Vec<Queued>, JobsError> {
+pub async fn enqueue_actions(
+    tx: &mut Tx,
+    ctx: &ActionContext<'_>,
+    actions: &[Action],
+) -> Result<Vec<Queued>, JobsError> {
     let mut out = Vec::with_capacity(actions.len());
     let version = ctx.definitions.version.as_str();
     for (index, action) in actions.iter().enumerate() {
@@ -123,7 +148,11 @@ pub async fn enqueue_actions(tx: &mut Tx, ctx: &ActionContext<'_>, actions: &[Ac
                         user_ids: users,
                         customer_id: Some(ctx.customer.id),
                         template: n.message.as_str().to_string(),
-                        values: ctx.template_values().as_object().cloned().unwrap_or_default(),
+                        values: ctx
+                            .template_values()
+                            .as_object()
+                            .cloned()
+                            .unwrap_or_default(),
                     };
                     Ok(exec!(tx, conn => crate::jobs::enqueue(conn, &job).await)?.to_string())
                 }
@@ -159,18 +188,30 @@ pub async fn enqueue_actions(tx: &mut Tx, ctx: &ActionContext<'_>, actions: &[Ac
                 match (phone, template) {
                     (None, _) => Err("no_phone".into()),
                     (_, None) => Err("unknown_template".into()),
-                    (Some(_), Some(_)) if !ctx.whatsapp_consent() => Err("no_whatsapp_consent".into()),
+                    (Some(_), Some(_)) if !ctx.whatsapp_consent() => {
+                        Err("no_whatsapp_consent".into())
+                    }
                     (Some(to), Some(template)) => {
                         let values = ctx.template_values();
                         let mut params = Vec::new();
                         let mut failed = None;
                         for name in &template.parameters {
-                            let source = w.parameters.iter().find(|p| p.name.as_str() == name.as_str());
-                            let text = source.map(|p| ctx.definitions.templates.render_str(p.value.as_str(), minijinja::Value::from(minijinja::value::Serde(&values))));
+                            let source = w
+                                .parameters
+                                .iter()
+                                .find(|p| p.name.as_str() == name.as_str());
+                            let text = source.map(|p| {
+                                ctx.definitions.templates.render_str(
+                                    p.value.as_str(),
+                                    minijinja::Value::from(minijinja::value::Serde(&values)),
+                                )
+                            });
                             match text {
                                 Some(Ok(t)) => params.push(t),
                                 Some(Err(e)) => failed = Some(format!("template_error: {e}")),
-                                None => failed = Some(format!("missing_parameter: {}", name.as_str())),
+                                None => {
+                                    failed = Some(format!("missing_parameter: {}", name.as_str()))
+                                }
                             }
                         }
                         match failed {
@@ -184,7 +225,8 @@ pub async fn enqueue_actions(tx: &mut Tx, ctx: &ActionContext<'_>, actions: &[Ac
                                     language: template.language.clone(),
                                     body_parameters: params,
                                 };
-                                Ok(exec!(tx, conn => crate::jobs::enqueue(conn, &job).await)?.to_string())
+                                Ok(exec!(tx, conn => crate::jobs::enqueue(conn, &job).await)?
+                                    .to_string())
                             }
                         }
                     }
@@ -257,7 +299,11 @@ pub async fn enqueue_actions(tx: &mut Tx, ctx: &ActionContext<'_>, actions: &[Ac
             }
         };
         match pushed {
-            Ok(job_id) => out.push(Queued { kind, job_id: Some(job_id), skipped: None }),
+            Ok(job_id) => out.push(Queued {
+                kind,
+                job_id: Some(job_id),
+                skipped: None,
+            }),
             Err(reason) => {
                 timeline::append(tx, NewEvent {
                     customer_id: ctx.customer.id,
@@ -268,7 +314,11 @@ pub async fn enqueue_actions(tx: &mut Tx, ctx: &ActionContext<'_>, actions: &[Ac
                     data: json!({"action": kind, "index": index, "reason": reason, "transition_event": ctx.event}),
                 })
                 .await?;
-                out.push(Queued { kind, job_id: None, skipped: Some(reason) });
+                out.push(Queued {
+                    kind,
+                    job_id: None,
+                    skipped: Some(reason),
+                });
             }
         }
     }

@@ -49,7 +49,11 @@ pub struct Moved {
 }
 
 fn localized(locale: &str, tr: &str, en: &str) -> String {
-    if locale == "tr" { tr.to_string() } else { en.to_string() }
+    if locale == "tr" {
+        tr.to_string()
+    } else {
+        en.to_string()
+    }
 }
 
 /// Loaded state a move starts from.
@@ -60,16 +64,24 @@ pub(crate) struct Loaded {
 }
 
 pub(crate) async fn load(db: &Db, card: CardId) -> Result<Option<Loaded>, ApiError> {
-    let Some(card) = cards::get_row(db, card).await? else { return Ok(None) };
+    let Some(card) = cards::get_row(db, card).await? else {
+        return Ok(None);
+    };
     let customer: Option<CustomerRow> = crate::read!(db, pool => {
         sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {} FROM customers WHERE id = $1", customers::CUSTOMER_COLUMNS)))
             .bind(card.customer_id)
             .fetch_optional(pool)
             .await
     })?;
-    let Some(customer) = customer else { return Ok(None) };
+    let Some(customer) = customer else {
+        return Ok(None);
+    };
     let owners = customers::owner_ids(db, customer.id).await?;
-    Ok(Some(Loaded { card, customer, owners }))
+    Ok(Some(Loaded {
+        card,
+        customer,
+        owners,
+    }))
 }
 
 /// Moves a card. `access` sees the customer's owners and refuses (404/403) before
@@ -99,14 +111,27 @@ pub(crate) async fn move_loaded(
         return Err(stale("card", card.version));
     }
     let pipeline = definitions.pipeline(&card.pipeline_id).ok_or_else(|| {
-        ApiError::unprocessable("unknown_pipeline", "this card's pipeline is no longer defined")
+        ApiError::unprocessable(
+            "unknown_pipeline",
+            "this card's pipeline is no longer defined",
+        )
     })?;
     let Some(target) = pipeline.stage(&command.to) else {
-        return Err(ApiError::unprocessable("unknown_stage", format!("`{}` is not a stage of this pipeline", command.to))
-            .with_field("to", "no such stage"));
+        return Err(ApiError::unprocessable(
+            "unknown_stage",
+            format!("`{}` is not a stage of this pipeline", command.to),
+        )
+        .with_field("to", "no such stage"));
     };
     if command.to == card.stage_id {
-        return Err(ApiError::unprocessable("same_stage", localized(locale, "Kart zaten bu aşamada.", "The card is already in this stage.")));
+        return Err(ApiError::unprocessable(
+            "same_stage",
+            localized(
+                locale,
+                "Kart zaten bu aşamada.",
+                "The card is already in this stage.",
+            ),
+        ));
     }
     let Some(transition) = pipeline.transition(&card.stage_id, &command.to) else {
         let allowed: Vec<&str> = pipeline
@@ -120,8 +145,14 @@ pub(crate) async fn move_loaded(
             "transition_not_allowed",
             localized(
                 locale,
-                &format!("Bu aşamadan doğrudan {target_name} aşamasına geçilemez (izin verilenler: {}).", allowed.join(", ")),
-                &format!("A card cannot move from this stage straight to {target_name} (allowed: {}).", allowed.join(", ")),
+                &format!(
+                    "Bu aşamadan doğrudan {target_name} aşamasına geçilemez (izin verilenler: {}).",
+                    allowed.join(", ")
+                ),
+                &format!(
+                    "A card cannot move from this stage straight to {target_name} (allowed: {}).",
+                    allowed.join(", ")
+                ),
             ),
         ));
     };
@@ -129,7 +160,12 @@ pub(crate) async fn move_loaded(
     // Fields entered with the move, then the completeness check.
     let mut errors = BTreeMap::new();
     let current = parse_object(&card.fields);
-    let merged = fields::merge(&definitions.card_fields, &current, &command.fields, &mut errors);
+    let merged = fields::merge(
+        &definitions.card_fields,
+        &current,
+        &command.fields,
+        &mut errors,
+    );
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
@@ -140,7 +176,11 @@ pub(crate) async fn move_loaded(
         if !fields::is_filled(merged.get(field)) && !fields::is_filled(customer_fields.get(field)) {
             missing.insert(
                 field.to_string(),
-                localized(locale, &format!("{target_name} aşaması için gerekli"), &format!("required to enter {target_name}")),
+                localized(
+                    locale,
+                    &format!("{target_name} aşaması için gerekli"),
+                    &format!("required to enter {target_name}"),
+                ),
             );
         }
     }
@@ -174,14 +214,23 @@ pub(crate) async fn move_loaded(
             ],
         );
         let ctx = RuleContext::new()
-            .with_json("card", &cards::rule_view(definitions, &card, &merged, customer.last_contact_at))
+            .with_json(
+                "card",
+                &cards::rule_view(definitions, &card, &merged, customer.last_contact_at),
+            )
             .with_json("customer", &customer_view)
-            .with_json("transition", &json!({"from": card.stage_id, "to": command.to, "pipeline": pipeline.id.as_str()}))
+            .with_json(
+                "transition",
+                &json!({"from": card.stage_id, "to": command.to, "pipeline": pipeline.id.as_str()}),
+            )
             .with_json("user", &json!({"id": command.by.map(|u| u.to_string())}));
         match definitions.rules.guard_async(rule.clone(), ctx).await {
             Ok(GuardDecision::Allow) => {}
             Ok(GuardDecision::Deny(DenyReason::Text { tr, en })) => {
-                return Err(ApiError::unprocessable("guard_refused", localized(locale, &tr, &en)));
+                return Err(ApiError::unprocessable(
+                    "guard_refused",
+                    localized(locale, &tr, &en),
+                ));
             }
             Ok(GuardDecision::Deny(DenyReason::Key(key))) => {
                 return Err(ApiError::unprocessable("guard_refused", key));
@@ -209,7 +258,15 @@ pub(crate) async fn move_loaded(
 
     let now = Timestamp::now();
     let event = EventId::new();
-    let key = cards::sort_key(definitions, pipeline, &customer, &merged, card.created_at, now, now);
+    let key = cards::sort_key(
+        definitions,
+        pipeline,
+        &customer,
+        &merged,
+        card.created_at,
+        now,
+        now,
+    );
     let fields_text = Value::Object(merged.clone()).to_string();
     let mut tx = db.begin().await?;
     let updated = exec!(&mut tx, conn => sqlx::query(
@@ -219,7 +276,9 @@ pub(crate) async fn move_loaded(
         .execute(conn).await.map(|r| r.rows_affected()))?;
     if updated == 0 {
         drop(tx);
-        let version = cards::get_row(db, card.id).await?.map_or(card.version, |c| c.version);
+        let version = cards::get_row(db, card.id)
+            .await?
+            .map_or(card.version, |c| c.version);
         return Err(stale("card", version));
     }
     let mut changed = Map::new();
@@ -237,7 +296,16 @@ pub(crate) async fn move_loaded(
         data: json!({"pipeline": pipeline.id.as_str(), "from": card.stage_id, "to": command.to, "fields": changed}),
     })
     .await?;
-    cards::open_stage(&mut tx, card.id, pipeline.id.as_str(), &command.to, command.by, event, now).await?;
+    cards::open_stage(
+        &mut tx,
+        card.id,
+        pipeline.id.as_str(),
+        &command.to,
+        command.by,
+        event,
+        now,
+    )
+    .await?;
     let jobs = match &full_customer {
         Some(full) => {
             let ctx = ActionContext {
@@ -252,7 +320,9 @@ pub(crate) async fn move_loaded(
                 event,
                 at: now,
             };
-            outbox::enqueue_actions(&mut tx, &ctx, &transition.actions).await.map_err(sqlx::Error::from)?
+            outbox::enqueue_actions(&mut tx, &ctx, &transition.actions)
+                .await
+                .map_err(sqlx::Error::from)?
         }
         None => Vec::new(),
     };
@@ -284,16 +354,24 @@ pub async fn update_fields(
     by: Option<UserId>,
     access: impl FnOnce(&[UserId]) -> Result<(), ApiError>,
 ) -> Result<Card, ApiError> {
-    let Some(Loaded { card, customer, owners }) = load(db, card_id).await? else {
+    let Some(Loaded {
+        card,
+        customer,
+        owners,
+    }) = load(db, card_id).await?
+    else {
         return Err(ApiError::not_found("card"));
     };
     access(&owners)?;
     if card.version != expected_version {
         return Err(stale("card", card.version));
     }
-    let pipeline = definitions
-        .pipeline(&card.pipeline_id)
-        .ok_or_else(|| ApiError::unprocessable("unknown_pipeline", "this card's pipeline is no longer defined"))?;
+    let pipeline = definitions.pipeline(&card.pipeline_id).ok_or_else(|| {
+        ApiError::unprocessable(
+            "unknown_pipeline",
+            "this card's pipeline is no longer defined",
+        )
+    })?;
     let mut errors = BTreeMap::new();
     let current = parse_object(&card.fields);
     let merged = fields::merge(&definitions.card_fields, &current, changes, &mut errors);
@@ -301,7 +379,15 @@ pub async fn update_fields(
         return Err(ApiError::validation(errors));
     }
     let now = Timestamp::now();
-    let key = cards::sort_key(definitions, pipeline, &customer, &merged, card.created_at, now, card.stage_entered_at);
+    let key = cards::sort_key(
+        definitions,
+        pipeline,
+        &customer,
+        &merged,
+        card.created_at,
+        now,
+        card.stage_entered_at,
+    );
     let mut tx = db.begin().await?;
     let updated = exec!(&mut tx, conn => sqlx::query(
         "UPDATE cards SET fields = $1, sort_key = $2, version = version + 1, updated_at = $3 WHERE id = $4 AND version = $5")
@@ -319,14 +405,17 @@ pub async fn update_fields(
     for k in current.keys().filter(|k| !merged.contains_key(*k)) {
         changed.insert(k.clone(), json!({"from": current.get(k), "to": null}));
     }
-    timeline::append(&mut tx, NewEvent {
-        customer_id: customer.id,
-        card_id: Some(card.id),
-        kind: kinds::CARD_UPDATED,
-        actor: by,
-        definitions_version: &definitions.version,
-        data: json!({"changes": changed}),
-    })
+    timeline::append(
+        &mut tx,
+        NewEvent {
+            customer_id: customer.id,
+            card_id: Some(card.id),
+            kind: kinds::CARD_UPDATED,
+            actor: by,
+            definitions_version: &definitions.version,
+            data: json!({"changes": changed}),
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(Card {

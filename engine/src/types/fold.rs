@@ -64,7 +64,10 @@ pub fn query_terms(query: &str) -> Vec<String> {
     let mut digit_run = String::new();
     for word in folded.split(' ').filter(|w| !w.is_empty()) {
         let word_digits = digits(word);
-        if !word_digits.is_empty() && word_digits.len() * 2 >= word.chars().count() && !word.contains('@') {
+        if !word_digits.is_empty()
+            && word_digits.len() * 2 >= word.chars().count()
+            && !word.contains('@')
+        {
             digit_run.push_str(&word_digits);
             continue;
         }

@@ -416,7 +416,15 @@ async fn offboard_user(
     require_admin(&state, &actor, Permission::Edit)?;
     let target = target(body.to_user, body.to_team)?;
     Ok(Json(
-        offboarding::offboard(&state.db, &actor, id, target, &client).await?,
+        offboarding::offboard(
+            &state.db,
+            &actor,
+            id,
+            target,
+            &client,
+            &state.definitions.version,
+        )
+        .await?,
     ))
 }
 

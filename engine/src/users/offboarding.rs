@@ -14,7 +14,8 @@ use crate::auth::{sessions, tokens};
 use crate::http::ApiError;
 use crate::policy::{Actor, TeamId};
 use crate::storage::{Db, Tx};
-use crate::types::ids::UserId;
+use crate::types::Timestamp;
+use crate::types::ids::{CustomerId, UserId};
 
 /// Who receives the records.
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
@@ -110,20 +111,85 @@ async fn recipients(
 
 /// Records the user owns, by kind. Kinds with no records are listed with 0 so the preview
 /// shows what was checked.
-pub async fn count_records(_db: &Db, _user: UserId) -> Result<Vec<RecordCount>, sqlx::Error> {
-    // Record kinds register here as their tables arrive (customers/cards, reminders,
-    // work-order steps). Sessions and tokens are reported separately.
-    Ok(Vec::new())
+pub async fn count_records(db: &Db, user: UserId) -> Result<Vec<RecordCount>, sqlx::Error> {
+    // Record kinds register here as their tables arrive (reminders, work-order steps).
+    let (customers, cards): (i64, i64) = crate::read!(db, pool => {
+        let customers: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM customer_owners WHERE user_id = $1")
+            .bind(user).fetch_one(pool).await?;
+        let cards: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM cards c JOIN customer_owners o ON o.customer_id = c.customer_id WHERE o.user_id = $1")
+            .bind(user).fetch_one(pool).await?;
+        Ok::<_, sqlx::Error>((customers, cards))
+    })?;
+    Ok(vec![
+        RecordCount {
+            kind: "customers".into(),
+            count: customers,
+        },
+        RecordCount {
+            kind: "cards".into(),
+            count: cards,
+        },
+    ])
 }
 
-/// Moves the user's records to `recipients` (in turn) inside the offboarding transaction.
+/// Moves the user's records to `recipients` (in turn) inside the offboarding transaction;
+/// every customer handed over gets a timeline entry.
 pub async fn hand_over(
-    _tx: &mut Tx,
-    _from: &User,
-    _recipients: &[User],
-    _by: &Actor,
+    tx: &mut Tx,
+    from: &User,
+    recipients: &[User],
+    by: &Actor,
+    definitions_version: &str,
 ) -> Result<Vec<RecordCount>, ApiError> {
-    Ok(Vec::new())
+    use crate::exec;
+    let customers: Vec<CustomerId> = exec!(tx, conn => sqlx::query_scalar(
+        "SELECT customer_id FROM customer_owners WHERE user_id = $1 ORDER BY customer_id")
+        .bind(from.id).fetch_all(conn).await)?;
+    let mut cards = 0i64;
+    let now = Timestamp::now();
+    for (i, customer) in customers.iter().enumerate() {
+        let Some(to) = recipients.get(i % recipients.len().max(1)) else {
+            break;
+        };
+        exec!(tx, conn => sqlx::query("DELETE FROM customer_owners WHERE customer_id = $1 AND user_id = $2")
+            .bind(customer).bind(from.id).execute(conn).await.map(|r| r.rows_affected()))?;
+        exec!(tx, conn => sqlx::query(
+            "INSERT INTO customer_owners (customer_id, user_id, since) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(customer).bind(to.id).bind(now).execute(conn).await.map(|r| r.rows_affected()))?;
+        exec!(tx, conn => sqlx::query("UPDATE customers SET version = version + 1, updated_at = $1 WHERE id = $2")
+            .bind(now).bind(customer).execute(conn).await.map(|r| r.rows_affected()))?;
+        let n: i64 = exec!(tx, conn => sqlx::query_scalar("SELECT COUNT(*) FROM cards WHERE customer_id = $1")
+            .bind(customer).fetch_one(conn).await)?;
+        cards += n;
+        crate::crm::timeline::append(
+            tx,
+            crate::crm::timeline::NewEvent {
+                customer_id: *customer,
+                card_id: None,
+                kind: crate::crm::timeline::kinds::OWNERS_CHANGED,
+                actor: Some(by.user_id),
+                definitions_version,
+                data: serde_json::json!({
+                    "reason": "offboarding",
+                    "from": [from.id],
+                    "to": [to.id],
+                    "handed_over_by": by.user_id,
+                }),
+            },
+        )
+        .await?;
+    }
+    Ok(vec![
+        RecordCount {
+            kind: "customers".into(),
+            count: customers.len() as i64,
+        },
+        RecordCount {
+            kind: "cards".into(),
+            count: cards,
+        },
+    ])
 }
 
 pub async fn preview(
@@ -151,6 +217,7 @@ pub async fn offboard(
     user_id: UserId,
     target: HandoverTarget,
     client: &ClientInfo,
+    definitions_version: &str,
 ) -> Result<OffboardingReport, ApiError> {
     if user_id == by.user_id {
         return Err(ApiError::unprocessable(
@@ -166,7 +233,7 @@ pub async fn offboard(
     store::set_active(&mut tx, user.id, false).await?;
     let sessions_ended = sessions::delete_for_user(&mut tx, user.id, None).await?;
     let tokens_revoked = tokens::revoke_all_for_user(&mut tx, user.id).await?;
-    let records = hand_over(&mut tx, &user, &recipients, by).await?;
+    let records = hand_over(&mut tx, &user, &recipients, by, definitions_version).await?;
     let details = serde_json::json!({
         "email": user.email,
         "sessions_ended": sessions_ended,
