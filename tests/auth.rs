@@ -440,5 +440,17 @@ both_backends! {
         assert_eq!(roles.len(), akis_engine::demo::STAFF.len());
         assert_eq!(roles.iter().filter(|r| **r == "sales").count(), 2);
         assert!(roles.contains(&"manager") && roles.contains(&"operations"));
+        // Demo customers: through the real intake, spread over the stages, seeded once.
+        let customers: i64 = akis_engine::read!(&app.db, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM customers").fetch_one(pool).await
+        }).expect("count");
+        assert!(customers >= akis_engine::demo::DEMO_CUSTOMERS as i64 - 10, "{customers} demo customers");
+        let board: Value = admin.get("/api/pipelines/sales/board").await.json().await.expect("json");
+        let filled = board["columns"].as_array().expect("columns").iter().filter(|c| c["count"].as_i64() > Some(0)).count();
+        assert!(filled >= 6, "demo cards in every stage: {filled}");
+        let moved: i64 = akis_engine::read!(&app.db, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM timeline_events WHERE kind = 'stage_changed'").fetch_one(pool).await
+        }).expect("count");
+        assert!(moved > 100, "demo history: {moved} stage changes");
     }
 }

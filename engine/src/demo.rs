@@ -71,5 +71,226 @@ pub async fn seed(db: &Db, definitions: &Definitions) -> anyhow::Result<()> {
         .await?;
         tx.commit().await?;
     }
+    seed_customers(db, definitions, DEMO_CUSTOMERS).await?;
+    Ok(())
+}
+
+/// How many demo customers `akis demo` creates.
+pub const DEMO_CUSTOMERS: usize = 300;
+
+const FIRST_NAMES: &[&str] = &[
+    "Ahmet", "Mehmet", "Mustafa", "Ali", "Hüseyin", "Hasan", "İbrahim", "İsmail", "Osman", "Yusuf",
+    "Murat", "Ömer", "Emre", "Burak", "Serkan", "Oğuz", "Çağrı", "Uğur", "Gökhan", "Tolga", "Ayşe",
+    "Fatma", "Emine", "Hatice", "Zeynep", "Elif", "Merve", "Büşra", "Şule", "Özge", "Gül", "Derya",
+    "Esra", "İrem", "Ebru", "Sibel", "Tuğba", "Işıl", "Pınar", "Gökçe",
+];
+const LAST_NAMES: &[&str] = &[
+    "Yılmaz",
+    "Kaya",
+    "Demir",
+    "Şahin",
+    "Çelik",
+    "Yıldız",
+    "Yıldırım",
+    "Öztürk",
+    "Aydın",
+    "Özdemir",
+    "Arslan",
+    "Doğan",
+    "Kılıç",
+    "Aslan",
+    "Çetin",
+    "Kara",
+    "Koç",
+    "Kurt",
+    "Özkan",
+    "Şimşek",
+    "Polat",
+    "Korkmaz",
+    "Erdoğan",
+    "Güneş",
+    "Akın",
+    "Işık",
+    "Tekin",
+    "Uçar",
+    "Bulut",
+    "Taş",
+];
+const CITIES: &[&str] = &[
+    "İstanbul",
+    "Ankara",
+    "İzmir",
+    "Bursa",
+    "Antalya",
+    "Muğla",
+    "Eskişehir",
+    "Kocaeli",
+];
+const SOURCES: &[&str] = &[
+    "meta_lead_ad",
+    "meta_lead_ad",
+    "web_form",
+    "whatsapp",
+    "instagram",
+    "phone",
+    "walk_in",
+];
+const CAMPAIGNS: &[&str] = &[
+    "kis-kampanyasi",
+    "deniz-manzarali-villalar",
+    "yeni-proje-lansman",
+    "bahar-firsatlari",
+];
+const LOST_REASONS: &[&str] = &["butce", "ulasilamadi", "rakip", "diger"];
+
+/// A small deterministic generator, so every demo database looks the same.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+/// Creates `count` demo customers through the real intake, then moves their cards through
+/// the sales pipeline (real transitions: history, timeline and jobs) so every column has
+/// cards. Does nothing when customers already exist.
+pub async fn seed_customers(
+    db: &Db,
+    definitions: &Definitions,
+    count: usize,
+) -> anyhow::Result<()> {
+    use crate::crm::intake::{self, Lead};
+    use crate::crm::transition::{self, MoveCommand};
+    use serde_json::json;
+
+    let existing: i64 = crate::read!(db, pool => {
+        sqlx::query_scalar("SELECT COUNT(*) FROM customers").fetch_one(pool).await
+    })?;
+    if existing > 0 || definitions.pipeline("sales").is_none() {
+        return Ok(());
+    }
+    let mut rng = Lcg(0x5eed_a415);
+    let now = chrono::Utc::now();
+    for i in 0..count {
+        let first = rng.pick(FIRST_NAMES);
+        let last = rng.pick(LAST_NAMES);
+        let source = rng.pick(SOURCES);
+        let phone = format!(
+            "05{}{} {:03} {:02} {:02}",
+            3 + rng.below(3),
+            rng.below(10),
+            rng.below(1000),
+            rng.below(100),
+            rng.below(100)
+        );
+        let email = (rng.below(3) == 0).then(|| {
+            let ascii = crate::types::fold::fold(&format!("{first}.{last}")).replace(' ', "");
+            format!("{ascii}{i}@ornek.com.tr")
+        });
+        let mut fields = serde_json::Map::new();
+        fields.insert("city".into(), json!(rng.pick(CITIES)));
+        if rng.below(2) == 0 {
+            fields.insert("budget".into(), json!((2 + rng.below(12)) * 500_000));
+        }
+        if rng.below(3) > 0 {
+            fields.insert(
+                "interested_in".into(),
+                json!(rng.pick(&["daire", "villa", "arsa"])),
+            );
+        }
+        let meta = source.starts_with("meta") || source == "instagram";
+        let lead = Lead {
+            name: format!("{first} {last}"),
+            phone: Some(phone),
+            email,
+            source: Some(source.to_string()),
+            attribution: crate::crm::customers::Attribution {
+                utm_source: meta.then(|| "facebook".to_string()),
+                utm_medium: meta.then(|| "paid_social".to_string()),
+                utm_campaign: (meta || source == "web_form")
+                    .then(|| rng.pick(CAMPAIGNS).to_string()),
+                ..Default::default()
+            },
+            notes: (rng.below(4) == 0).then(|| {
+                "Deniz manzaralı, 3+1 bir daire arıyor; hafta sonu aranmak istiyor.".to_string()
+            }),
+            fields,
+            whatsapp_consent: Some(rng.below(2) == 0),
+            ..Lead::default()
+        };
+        let outcome = match intake::intake(db, definitions, lead).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::debug!(error = %e, "demo lead skipped");
+                continue;
+            }
+        };
+        // Spread over the stages: most early, some won, some lost.
+        let path: &[&str] = match rng.below(20) {
+            0..=5 => &[],
+            6..=9 => &["gorusuluyor"],
+            10..=11 => &["gorusuluyor", "takip_edilecek"],
+            12..=13 => &["gorusuluyor", "randevu"],
+            14 => &["gorusuluyor", "randevu", "kapora"],
+            15..=16 => &["gorusuluyor", "randevu", "kapora", "satis_tamamlandi"],
+            _ => &["gorusuluyor", "uygun_degil"],
+        };
+        let appointment = now
+            + chrono::Duration::days(rng.below(21) as i64 - 7)
+            + chrono::Duration::hours(rng.below(8) as i64);
+        let card_fields = json!({
+            "appointment_at": appointment.to_rfc3339(),
+            "deposit_amount": (1 + rng.below(10)) * 25_000,
+            "sale_amount": (2 + rng.below(14)) * 500_000,
+            "lost_reason": rng.pick(LOST_REASONS),
+        });
+        let mut version = 1;
+        for to in path {
+            let command = MoveCommand {
+                card: outcome.card_id,
+                to: (*to).to_string(),
+                expected_version: version,
+                fields: card_fields.as_object().cloned().unwrap_or_default(),
+                by: None,
+                locale: "tr".into(),
+            };
+            match transition::move_card(db, definitions, command, |_| Ok(())).await {
+                Ok(moved) => version = moved.card.version,
+                Err(e) => {
+                    tracing::debug!(error = %e, "demo move skipped");
+                    break;
+                }
+            }
+        }
+        // Contact history: some recent, some overdue, some never.
+        if rng.below(5) > 0 {
+            let at = crate::types::Timestamp::from_datetime(
+                now - chrono::Duration::hours(rng.below(24 * 9) as i64),
+            );
+            let mut tx = db.begin().await?;
+            crate::exec!(&mut tx, conn => sqlx::query("UPDATE customers SET last_contact_at = $1 WHERE id = $2")
+                .bind(at).bind(outcome.customer_id).execute(conn).await.map(|r| r.rows_affected()))?;
+            crate::crm::cards::refresh_sort_keys_for_customer(
+                &mut tx,
+                definitions,
+                outcome.customer_id,
+            )
+            .await?;
+            tx.commit().await?;
+        }
+    }
     Ok(())
 }
