@@ -534,3 +534,72 @@ both_backends! {
         assert_eq!(count(&app.db, "SELECT COUNT(*) FROM timeline_events WHERE kind = 'owners_changed'").await, 3);
     }
 }
+
+/// Copies the shipped definitions to a temporary folder with `guards.rhai` replaced.
+fn definitions_with_guards(guards: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = crate::helpers::repo_root();
+    for folder in ["workflows", "rules", "templates"] {
+        copy_tree(&root.join(folder), &dir.path().join(folder));
+    }
+    std::fs::write(dir.path().join("rules/guards.rhai"), guards).expect("write guards");
+    dir
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+both_backends! {
+    async fn a_looping_guard_is_cut_off_and_the_server_keeps_answering(app) {
+        // Stop the default app and start one whose Kapora guard never returns.
+        let backend = app.backend;
+        app.stop().await;
+        let defs = definitions_with_guards(
+            "fn randevu_icin_tarih_gerekli(ctx) { allow() }\n\
+             fn kapora_tutari_gerekli(ctx) { let x = 0; loop { x += 1; } }\n",
+        );
+        let Some(database) = crate::helpers::fresh_database(backend).await else { return };
+        let data_dir = tempfile::tempdir().expect("tempdir");
+        let mut config = crate::helpers::test_config(&database, data_dir.path());
+        config.definitions = defs.path().to_path_buf();
+        let app = crate::helpers::spawn_with(config, database).await;
+        let admin = app.login_as("admin").await;
+        let l = lead(&admin, json!({"name": "Sonsuz Döngü", "phone": "0532 800 00 01"})).await;
+        let id = l["card_id"].as_str().unwrap().to_string();
+        for (to, version, fields) in [("gorusuluyor", 1, json!({})), ("randevu", 2, json!({"appointment_at": "2026-12-01T10:00:00Z"}))] {
+            assert_eq!(move_card(&admin, &id, to, version, fields).await.status(), StatusCode::OK);
+        }
+        // Several looping moves at once, while other requests keep being served.
+        let started = std::time::Instant::now();
+        let moves = futures::future::join_all((0..4).map(|_| move_card(&admin, &id, "kapora", 3, json!({"deposit_amount": 100}))));
+        let others = async {
+            let mut slowest = std::time::Duration::ZERO;
+            for _ in 0..10 {
+                let t = std::time::Instant::now();
+                assert_eq!(admin.get("/api/pipelines").await.status(), StatusCode::OK);
+                slowest = slowest.max(t.elapsed());
+            }
+            slowest
+        };
+        let (responses, slowest) = tokio::join!(moves, others);
+        for r in responses {
+            assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+            let err: Value = r.json().await.unwrap();
+            assert_eq!(err["code"], "guard_failed", "{err}");
+            assert!(err["message"].as_str().unwrap().contains("guards.rhai#kapora_tutari_gerekli"), "{err}");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "rule deadline enforced: {:?}", started.elapsed());
+        assert!(slowest < std::time::Duration::from_secs(2), "other requests kept flowing: {slowest:?}");
+        assert_eq!(card(&admin, &id).await["stage_id"], "randevu");
+    }
+}
