@@ -603,3 +603,63 @@ both_backends! {
         assert_eq!(card(&admin, &id).await["stage_id"], "randevu");
     }
 }
+
+both_backends! {
+    async fn notifications_reach_only_their_user_in_their_language(app) {
+        let rep = app.login_as("sales").await;
+        let other = app.login_as("manager").await;
+        let admin = app.login_as("admin").await;
+        execute(&app.db, "UPDATE users SET locale = 'en' WHERE role = 'manager'").await;
+        let system = akis_worker::start(app.db.clone(), &app.config).await.expect("workers");
+        // The only sales rep gets the new lead by the assignment rule: a `yeni_lead` job.
+        lead(&admin, json!({"name": "Hakan Ateş", "phone": "0532 900 00 01", "source": "web_form"})).await;
+        let mut unread = 0;
+        for _ in 0..100 {
+            let count: Value = rep.get("/api/notifications/unread-count").await.json().await.unwrap();
+            unread = count["unread"].as_i64().unwrap();
+            if unread > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(unread, 1);
+        let list: Value = rep.get("/api/notifications").await.json().await.unwrap();
+        let body = list[0]["body"].as_str().unwrap();
+        assert!(body.contains("Hakan Ateş") && body.contains("atandı"), "Turkish for a Turkish user: {body}");
+        let id = list[0]["id"].as_str().unwrap().to_string();
+        // Nobody else sees it or can mark it.
+        let theirs: Value = other.get("/api/notifications").await.json().await.unwrap();
+        assert!(theirs.as_array().unwrap().is_empty());
+        assert_eq!(other.post(&format!("/api/notifications/{id}/read"), json!({})).await.status(), StatusCode::NOT_FOUND);
+        let r: Value = rep.post(&format!("/api/notifications/{id}/read"), json!({})).await.json().await.unwrap();
+        assert_eq!(r["unread"], 0);
+        // A transition's notify action reaches owners and managers, each in their language.
+        let card_id = {
+            let list: Value = admin.get("/api/customers?q=hakan").await.json().await.unwrap();
+            let customer: Value = admin.get(&format!("/api/customers/{}", list["customers"][0]["id"].as_str().unwrap())).await.json().await.unwrap();
+            customer["cards"][0]["id"].as_str().unwrap().to_string()
+        };
+        for (to, version, fields) in [
+            ("gorusuluyor", 1, json!({})),
+            ("randevu", 2, json!({"appointment_at": "2026-12-01T10:00:00Z"})),
+            ("kapora", 3, json!({"deposit_amount": 1000})),
+        ] {
+            assert_eq!(move_card(&admin, &card_id, to, version, fields).await.status(), StatusCode::OK);
+        }
+        let mut manager_list = Value::Null;
+        for _ in 0..100 {
+            manager_list = other.get("/api/notifications?unread=true").await.json().await.unwrap();
+            if !manager_list.as_array().unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(manager_list[0]["kind"], "kapora_alindi");
+        let body = manager_list[0]["body"].as_str().unwrap();
+        assert!(body.starts_with("A deposit of 1000.00 TRY was received for Hakan Ateş (Test admin)"), "English for an English user: {body}");
+        let all: Value = other.post("/api/notifications/read-all", json!({})).await.json().await.unwrap();
+        assert_eq!(all["unread"], 0);
+        system.shutdown(std::time::Duration::from_secs(5)).await;
+        assert_eq!(count(&app.db, "SELECT COUNT(*) FROM notifications").await, 3, "one per recipient, never twice");
+    }
+}

@@ -29,6 +29,7 @@ pub mod definitions;
 pub mod demo;
 pub mod http;
 pub mod jobs;
+pub mod notifications;
 pub mod policy;
 pub mod rules;
 pub mod storage;

@@ -11,12 +11,15 @@
 //! - [`graph`]: the Graph API client settings and error classification.
 //! - [`effect`]: one external call under the effect ledger's re-run rules.
 //!
-//! The `notify` and `lead_fetch` kinds are defined in the engine; their handlers arrive with
-//! the notifications table and the customer/lead pipeline they write to.
+//! - [`notify`]: in-app notifications rendered in each recipient's language.
+//!
+//! The `lead_fetch` kind is defined in the engine; its handler arrives with the Meta lead
+//! ads webhook.
 
 pub mod conversion_event;
 pub mod effect;
 pub mod graph;
+pub mod notify;
 pub mod webhook;
 pub mod whatsapp_template;
 
@@ -62,6 +65,16 @@ pub async fn start(db: Db, config: &Config) -> anyhow::Result<JobSystem> {
     let graph = graph::Graph::from_config(client.clone(), jobs);
     let mut system = JobSystem::start(db.clone(), system_options(jobs)).await?;
     let options = runner_options(jobs);
+    let definitions = akis_engine::app::load_definitions(config)?;
+    system
+        .run(
+            notify::NotifyHandler {
+                db: db.clone(),
+                definitions,
+            },
+            options.clone(),
+        )
+        .await?;
     system
         .run(
             webhook::WebhookHandler {

@@ -30,6 +30,8 @@ pub struct ActionContext<'a> {
     pub from: &'a str,
     pub to: &'a str,
     pub by: Option<UserId>,
+    /// The mover's name, for message templates (`{{ actor.name }}`).
+    pub actor_name: Option<String>,
     pub event: EventId,
     pub at: Timestamp,
 }
@@ -67,7 +69,12 @@ impl ActionContext<'_> {
         }
         card.insert("stage".into(), json!(self.to));
         card.insert("pipeline".into(), json!(self.pipeline.id.as_str()));
-        json!({"customer": customer, "card": card, "transition": {"from": self.from, "to": self.to}})
+        json!({
+            "customer": customer,
+            "card": card,
+            "transition": {"from": self.from, "to": self.to},
+            "actor": {"id": self.by, "name": self.actor_name.as_deref().unwrap_or("Akış")},
+        })
     }
 
     fn whatsapp_consent(&self) -> bool {
@@ -88,17 +95,14 @@ impl ActionContext<'_> {
     }
 }
 
-/// A stored value as people read it: money as `1250.50 TRY`, everything else as is.
+/// A stored value as people read it: money as its amount (`1250.50`; templates name the
+/// currency), everything else as is.
 fn display_value(v: &Value) -> Value {
     match fields::stored_money(v) {
         Some(m) => {
             let exp = m.currency.exponent();
             let major = m.minor as f64 / 10f64.powi(exp as i32);
-            json!(format!(
-                "{major:.prec$} {}",
-                m.currency.code(),
-                prec = exp as usize
-            ))
+            json!(format!("{major:.prec$}", prec = exp as usize))
         }
         None => v.clone(),
     }

@@ -250,10 +250,16 @@ pub(crate) async fn move_loaded(
     }
 
     // Actions need the full customer (phones, emails, owners, consent).
-    let full_customer = if transition.actions.is_empty() {
-        None
+    let (full_customer, actor_name) = if transition.actions.is_empty() {
+        (None, None)
     } else {
-        customers::get(db, customer.id).await?
+        let name: Option<String> = match command.by {
+            Some(user) => crate::read!(db, pool => {
+                sqlx::query_scalar("SELECT name FROM users WHERE id = $1").bind(user).fetch_optional(pool).await
+            })?,
+            None => None,
+        };
+        (customers::get(db, customer.id).await?, name)
     };
 
     let now = Timestamp::now();
@@ -317,6 +323,7 @@ pub(crate) async fn move_loaded(
                 from: &card.stage_id,
                 to: &command.to,
                 by: command.by,
+                actor_name,
                 event,
                 at: now,
             };
