@@ -663,3 +663,98 @@ both_backends! {
         assert_eq!(count(&app.db, "SELECT COUNT(*) FROM notifications").await, 3, "one per recipient, never twice");
     }
 }
+
+both_backends! {
+    async fn outcomes_move_cards_through_rules_and_calls_touch_contact(app) {
+        let admin = app.login_as("admin").await;
+        let l = lead(&admin, json!({"name": "Gelmeyen Müşteri", "phone": "0532 700 00 01"})).await;
+        let customer = l["customer_id"].as_str().unwrap().to_string();
+        let card_id = l["card_id"].as_str().unwrap().to_string();
+        // A call without an answer is not contact; an answered one is.
+        let r = admin.post(&format!("/api/customers/{customer}/activities"), json!({"kind": "arama", "outcome": "no_answer", "note": "Açmadı"})).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let closed: Value = r.json().await.unwrap();
+        assert_eq!(closed["activity"]["status"], "closed");
+        let c: Value = admin.get(&format!("/api/customers/{customer}")).await.json().await.unwrap();
+        assert_eq!(c["last_contact_at"], Value::Null);
+        admin.post(&format!("/api/customers/{customer}/activities"), json!({"kind": "arama", "outcome": "answered"})).await;
+        let c: Value = admin.get(&format!("/api/customers/{customer}")).await.json().await.unwrap();
+        assert!(c["last_contact_at"].is_string());
+        // A wrong number on a new lead: the rule wants Uygun Değil, but that stage needs a
+        // reason, so the move is refused and recorded, and the card stays.
+        let closed: Value = admin.post(&format!("/api/customers/{customer}/activities"), json!({"kind": "arama", "outcome": "wrong_number"})).await.json().await.unwrap();
+        assert_eq!(closed["moved_to"], Value::Null);
+        assert!(closed["move_refused"].is_string(), "{closed}");
+        assert_eq!(card(&admin, &card_id).await["stage_id"], "potansiyel");
+        // No-show at an appointment: back to follow-up through a declared transition.
+        for (to, version, fields) in [("gorusuluyor", 1, json!({})), ("randevu", 2, json!({"appointment_at": "2026-12-01T10:00:00Z"}))] {
+            assert_eq!(move_card(&admin, &card_id, to, version, fields).await.status(), StatusCode::OK);
+        }
+        let opened: Value = admin.post(&format!("/api/customers/{customer}/activities"), json!({"kind": "randevu", "card_id": card_id})).await.json().await.unwrap();
+        assert_eq!(opened["status"], "open");
+        let activity = opened["id"].as_str().unwrap();
+        let r = admin.post(&format!("/api/activities/{activity}/close"), json!({"outcome": "uydurma"})).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let closed: Value = admin.post(&format!("/api/activities/{activity}/close"), json!({"outcome": "gelmedi", "expected_version": 1})).await.json().await.unwrap();
+        assert_eq!(closed["moved_to"], "takip_edilecek", "{closed}");
+        assert_eq!(card(&admin, &card_id).await["stage_id"], "takip_edilecek");
+        assert_eq!(jobs_of(&app.db, "follow_up").await, 1, "the transition's follow-up was queued");
+        assert_eq!(closed["jobs"][0]["kind"], "notify", "the outcome's own action: {closed}");
+        let again = admin.post(&format!("/api/activities/{activity}/close"), json!({"outcome": "geldi"})).await;
+        assert_eq!(again.status(), StatusCode::CONFLICT);
+        let events: Value = admin.get(&format!("/api/customers/{customer}/timeline?kinds=activity_closed,outcome_move_refused,note")).await.json().await.unwrap();
+        let kinds: Vec<&str> = events["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["activity_closed", "outcome_move_refused", "activity_closed", "activity_closed", "activity_closed"]);
+        // Notes.
+        assert_eq!(admin.post(&format!("/api/customers/{customer}/notes"), json!({"body": "  "})).await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(admin.post(&format!("/api/customers/{customer}/notes"), json!({"body": "Eşiyle birlikte gelecek."})).await.status(), StatusCode::CREATED);
+        let notes: Value = admin.get(&format!("/api/customers/{customer}/timeline?kinds=note")).await.json().await.unwrap();
+        assert_eq!(notes["events"][0]["data"]["body"], "Eşiyle birlikte gelecek.");
+    }
+}
+
+both_backends! {
+    async fn appointments_keep_their_reschedule_history(app) {
+        let admin = app.login_as("admin").await;
+        let l = lead(&admin, json!({"name": "Randevulu Müşteri", "phone": "0532 710 00 01"})).await;
+        // Created after the lead, so the assignment rule did not give it to them.
+        let rep = app.login_as("sales").await;
+        let customer = l["customer_id"].as_str().unwrap().to_string();
+        let r = admin.post(&format!("/api/customers/{customer}/appointments"), json!({"place": "Ofis"})).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "a start time is required");
+        let r = admin.post(&format!("/api/customers/{customer}/appointments"), json!({"starts_at": "2026-12-02T10:00:00+03:00", "ends_at": "2026-12-02T09:00:00+03:00"})).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "ends before it starts");
+        let r = admin.post(&format!("/api/customers/{customer}/appointments"), json!({"starts_at": "2026-12-02T10:00:00+03:00", "place": "Satış ofisi", "card_id": l["card_id"]})).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let a: Value = r.json().await.unwrap();
+        assert_eq!(a["status"], "planned");
+        assert_eq!(a["starts_at"], "2026-12-02T07:00:00Z");
+        let id = a["id"].as_str().unwrap();
+        let r = admin.patch(&format!("/api/appointments/{id}"), json!({"expected_version": 1, "starts_at": "2026-12-03T14:00:00+03:00"})).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let r = admin.patch(&format!("/api/appointments/{id}"), json!({"expected_version": 1, "status": "done"})).await;
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        let r = admin.patch(&format!("/api/appointments/{id}"), json!({"expected_version": 2, "status": "gone"})).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let r = admin.patch(&format!("/api/appointments/{id}"), json!({"expected_version": 2, "status": "done", "place": null})).await;
+        let done: Value = r.json().await.unwrap();
+        assert_eq!(done["status"], "done");
+        assert_eq!(done["place"], Value::Null);
+        let events: Value = admin.get(&format!("/api/customers/{customer}/timeline?kinds=appointment_created,appointment_rescheduled,appointment_status")).await.json().await.unwrap();
+        let e = events["events"].as_array().unwrap();
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[1]["kind"], "appointment_rescheduled");
+        assert_eq!(e[1]["data"]["from"], "2026-12-02T07:00:00Z");
+        assert_eq!(e[1]["data"]["to"], "2026-12-03T11:00:00Z");
+        let c: Value = admin.get(&format!("/api/customers/{customer}")).await.json().await.unwrap();
+        assert!(c["last_contact_at"].is_string(), "a held appointment is contact");
+        // The agenda: the admin sees it, a rep who does not own the customer does not.
+        let agenda: Value = admin.get("/api/agenda?from=2026-12-01T00:00:00Z&to=2026-12-08T00:00:00Z").await.json().await.unwrap();
+        assert_eq!(agenda.as_array().unwrap().len(), 1);
+        let theirs: Value = rep.get("/api/agenda?from=2026-12-01T00:00:00Z&to=2026-12-08T00:00:00Z").await.json().await.unwrap();
+        assert!(theirs.as_array().unwrap().is_empty());
+        assert_eq!(rep.get(&format!("/api/customers/{customer}/appointments")).await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(rep.patch(&format!("/api/appointments/{id}"), json!({"expected_version": 3, "status": "cancelled"})).await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(admin.get("/api/agenda?from=2026-12-01T00:00:00Z&to=2027-12-01T00:00:00Z").await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}

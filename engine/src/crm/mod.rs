@@ -13,8 +13,12 @@
 //! - [`bulk`]: bulk move / assign / tag with a result per item.
 //! - [`fields`]: custom field values (validation, canonical JSON, rule view).
 //! - [`sql`]: dynamic SQL that binds the same way on both backends.
-//! - [`http`]: the routes.
+//! - [`activities`]: activities with outcomes (which may move the card), calls, notes.
+//! - [`appointments`]: appointments, rescheduling history, the agenda.
+//! - [`http`], [`work_http`]: the routes.
 
+pub mod activities;
+pub mod appointments;
 pub mod board;
 pub mod bulk;
 pub mod cards;
@@ -26,3 +30,4 @@ pub mod outbox;
 pub mod sql;
 pub mod timeline;
 pub mod transition;
+pub mod work_http;

@@ -88,6 +88,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::audit::http::router())
         .merge(crate::jobs::http::router())
         .merge(crate::crm::http::router())
+        .merge(crate::crm::work_http::router())
         .merge(crate::notifications::router())
 }
 
