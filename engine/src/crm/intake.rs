@@ -243,6 +243,61 @@ pub async fn intake(
     }
 }
 
+/// Checks a lead the way [`intake`] would, without writing anything: the per-row check
+/// of an import.
+pub fn check(definitions: &Definitions, lead: &Lead) -> Result<(), ApiError> {
+    validate(definitions, lead).map(|_| ())
+}
+
+/// Receives several leads in ONE transaction (imports): every lead is validated first
+/// (the first invalid one is the error, nothing written), then all are taken in order —
+/// a later lead matches a customer an earlier one created — and committed together, or
+/// rolled back when `commit` is false (a dry run that reports exactly what would happen).
+/// Keep batches small enough to hold the write lock for about a second.
+pub async fn intake_all(
+    db: &Db,
+    definitions: &Definitions,
+    leads: &[Lead],
+    commit: bool,
+) -> Result<Vec<IntakeOutcome>, ApiError> {
+    let mut prepared = Vec::with_capacity(leads.len());
+    for lead in leads {
+        let valid = validate(definitions, lead)?;
+        let pipeline = match &lead.pipeline {
+            Some(p) => definitions.pipeline(p),
+            None => definitions.pipeline_for_source(&valid.source),
+        }
+        .ok_or_else(|| anyhow::anyhow!("intake routes to no pipeline"))?;
+        prepared.push((lead, valid, pipeline));
+    }
+    let mut attempt = 0;
+    'retry: loop {
+        attempt += 1;
+        let mut tx = db.begin().await?;
+        let mut outcomes = Vec::with_capacity(prepared.len());
+        for (lead, valid, pipeline) in &prepared {
+            match intake_in(&mut tx, definitions, pipeline, lead, valid).await {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(IntakeError::Race) if attempt < 4 => {
+                    drop(tx);
+                    continue 'retry;
+                }
+                Err(IntakeError::Race) => {
+                    return Err(ApiError::conflict(
+                        "intake_conflict",
+                        "these leads collided with others arriving at the same time; send them again",
+                    ));
+                }
+                Err(IntakeError::Api(e)) => return Err(e),
+            }
+        }
+        if commit {
+            tx.commit().await?;
+        }
+        return Ok(outcomes);
+    }
+}
+
 enum IntakeError {
     /// Another transaction created the same contact first: retry and match it.
     Race,
