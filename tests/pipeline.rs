@@ -758,3 +758,64 @@ both_backends! {
         assert_eq!(admin.get("/api/agenda?from=2026-12-01T00:00:00Z&to=2027-12-01T00:00:00Z").await.status(), StatusCode::UNPROCESSABLE_ENTITY);
     }
 }
+
+both_backends! {
+    async fn a_merge_moves_everything_and_keeps_one_card_per_pipeline(app) {
+        let admin = app.login_as("admin").await;
+        let a = lead(&admin, json!({"name": "Seda Yurt", "phone": "0532 720 00 01", "source": "web_form", "fields": {"city": "Bursa"}})).await;
+        let b = lead(&admin, json!({"name": "Seda Yurt (2)", "phone": "0533 720 00 02", "email": "seda@ornek.com", "source": "meta_lead_ad", "fields": {"budget": 1000000}})).await;
+        let (survivor, other) = (a["customer_id"].as_str().unwrap(), b["customer_id"].as_str().unwrap());
+        // Some history on the absorbed one.
+        assert_eq!(move_card(&admin, b["card_id"].as_str().unwrap(), "gorusuluyor", 1, json!({})).await.status(), StatusCode::OK);
+        admin.post(&format!("/api/customers/{other}/notes"), json!({"body": "İkinci kayıt"})).await;
+        admin.post(&format!("/api/customers/{other}/appointments"), json!({"starts_at": "2026-12-05T10:00:00Z"})).await;
+        admin.post("/api/customers/bulk-tag", json!({"customer_ids": [other], "add": ["yatırımcı"]})).await;
+        let version = |c: &Value| c["version"].as_i64().unwrap();
+        let sa: Value = admin.get(&format!("/api/customers/{survivor}")).await.json().await.unwrap();
+        let sb: Value = admin.get(&format!("/api/customers/{other}")).await.json().await.unwrap();
+        let events_before = count(&app.db, "SELECT COUNT(*) FROM timeline_events").await;
+        // Stale versions and self-merges are refused.
+        let r = admin.post(&format!("/api/customers/{survivor}/merge"), json!({"other_id": other, "expected_version": version(&sa) - 1, "other_expected_version": version(&sb)})).await;
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        let r = admin.post(&format!("/api/customers/{survivor}/merge"), json!({"other_id": survivor, "expected_version": version(&sa), "other_expected_version": version(&sa)})).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let r = admin.post(&format!("/api/customers/{survivor}/merge"), json!({"other_id": other, "expected_version": version(&sa), "other_expected_version": version(&sb)})).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let report: Value = r.json().await.unwrap();
+        assert_eq!(report["cards_closed"].as_array().unwrap().len(), 1, "{report}");
+        let merged: Value = admin.get(&format!("/api/customers/{survivor}")).await.json().await.unwrap();
+        let phones: Vec<&str> = merged["phones"].as_array().unwrap().iter().map(|p| p["e164"].as_str().unwrap()).collect();
+        assert_eq!(phones, ["+905327200001", "+905337200002"]);
+        assert_eq!(merged["emails"], json!(["seda@ornek.com"]));
+        assert_eq!(merged["tags"], json!(["yatırımcı"]));
+        assert_eq!(merged["fields"]["city"], "Bursa");
+        assert_eq!(merged["fields"]["budget"]["minor"], 100000000);
+        let cards = merged["cards"].as_array().unwrap();
+        assert_eq!(cards.len(), 2);
+        assert_eq!(cards.iter().filter(|c| c["closed_at"].is_null()).count(), 1, "one open card per pipeline");
+        // Everything re-attached; nothing rewritten or lost.
+        assert_eq!(count(&app.db, "SELECT COUNT(*) FROM timeline_events").await, events_before + 2, "a card-closed note and the merge event");
+        let timeline: Value = admin.get(&format!("/api/customers/{survivor}/timeline?limit=200")).await.json().await.unwrap();
+        let kinds: Vec<&str> = timeline["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds[0], "merged");
+        assert!(kinds.contains(&"note") && kinds.contains(&"appointment_created") && kinds.contains(&"card_closed"));
+        assert_eq!(timeline["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "lead").count(), 2);
+        let appointments: Value = admin.get(&format!("/api/customers/{survivor}/appointments")).await.json().await.unwrap();
+        assert_eq!(appointments.as_array().unwrap().len(), 1);
+        // The absorbed one is a tombstone: hidden from lists, pointing at the survivor.
+        let gone: Value = admin.get(&format!("/api/customers/{other}")).await.json().await.unwrap();
+        assert_eq!(gone["merged_into"], json!(survivor));
+        let list: Value = admin.get("/api/customers?q=seda").await.json().await.unwrap();
+        let ids: Vec<&str> = list["customers"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, [survivor]);
+        // New leads with either phone reach the survivor; the board counts one card.
+        let again = lead(&admin, json!({"name": "Seda", "phone": "0533 720 00 02"})).await;
+        assert_eq!(again["customer_id"], json!(survivor));
+        let board: Value = admin.get("/api/pipelines/sales/board?q=seda").await.json().await.unwrap();
+        let total: i64 = board["columns"].as_array().unwrap().iter().map(|c| c["count"].as_i64().unwrap()).sum();
+        assert_eq!(total, 1);
+        let closed = report["cards_closed"][0].as_str().unwrap();
+        let r = move_card(&admin, closed, "takip_edilecek", 3, json!({})).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}

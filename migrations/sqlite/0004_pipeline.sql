@@ -22,7 +22,8 @@ CREATE TABLE customers (
     last_contact_at          TEXT,
     version                  INTEGER NOT NULL,      -- bumped by user-visible edits only
     created_at               TEXT NOT NULL,
-    updated_at               TEXT NOT NULL
+    updated_at               TEXT NOT NULL,
+    merged_into              TEXT                   -- set when merged into another customer
 ) STRICT;
 CREATE INDEX customers_name ON customers (name_key, id);
 CREATE INDEX customers_source ON customers (source);
@@ -98,10 +99,14 @@ CREATE TABLE cards (
     version          INTEGER NOT NULL,              -- bumped by user-visible changes only
     stage_entered_at TEXT NOT NULL,
     created_at       TEXT NOT NULL,
-    updated_at       TEXT NOT NULL
+    updated_at       TEXT NOT NULL,
+    closed_at        TEXT,
+    closed_reason    TEXT                           -- 'merged' when a merge closed a duplicate card
 ) STRICT;
-CREATE UNIQUE INDEX cards_customer_pipeline ON cards (customer_id, pipeline_id);
-CREATE INDEX cards_board ON cards (pipeline_id, stage_id, sort_key, id);
+-- One open card per customer per pipeline; closed ones (merges) stay for history.
+CREATE UNIQUE INDEX cards_customer_pipeline ON cards (customer_id, pipeline_id) WHERE closed_at IS NULL;
+CREATE INDEX cards_customer ON cards (customer_id);
+CREATE INDEX cards_board ON cards (pipeline_id, stage_id, sort_key, id) WHERE closed_at IS NULL;
 
 -- One row per stay of a card in a stage: time-in-stage reports read it directly.
 CREATE TABLE card_stage_history (

@@ -223,7 +223,7 @@ async fn column_page(
                 (SELECT e164 FROM customer_phones ph WHERE ph.customer_id = c.customer_id ORDER BY ph.position LIMIT 1) AS phone,
                 (SELECT email FROM customer_emails em WHERE em.customer_id = c.customer_id ORDER BY em.position LIMIT 1) AS email
          FROM cards c JOIN customers cu ON cu.id = c.customer_id
-         WHERE c.pipeline_id = ",
+         WHERE c.closed_at IS NULL AND c.pipeline_id = ",
     );
     let p = sql.text_arg(pipeline.id.as_str());
     sql.push(&p);
@@ -301,13 +301,13 @@ async fn counts(
             if needs_customer {
                 sql.push(" AND cu.id = c.customer_id");
             }
-            sql.push(" AND c.pipeline_id = ");
+            sql.push(" AND c.closed_at IS NULL AND c.pipeline_id = ");
         }
         None if needs_customer => {
-            sql.push("cards c JOIN customers cu ON cu.id = c.customer_id WHERE c.pipeline_id = ");
+            sql.push("cards c JOIN customers cu ON cu.id = c.customer_id WHERE c.closed_at IS NULL AND c.pipeline_id = ");
         }
         None => {
-            sql.push("cards c WHERE c.pipeline_id = ");
+            sql.push("cards c WHERE c.closed_at IS NULL AND c.pipeline_id = ");
         }
     }
     let p = sql.text_arg(pipeline.id.as_str());

@@ -29,9 +29,12 @@ pub struct Card {
     pub stage_entered_at: Timestamp,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Set when the card was closed (a merge closes the absorbed customer's duplicate).
+    pub closed_at: Option<Timestamp>,
+    pub closed_reason: Option<String>,
 }
 
-pub(crate) const CARD_COLUMNS: &str = "id, customer_id, pipeline_id, stage_id, fields, version, stage_entered_at, created_at, updated_at";
+pub(crate) const CARD_COLUMNS: &str = "id, customer_id, pipeline_id, stage_id, fields, version, stage_entered_at, created_at, updated_at, closed_at, closed_reason";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct CardRow {
@@ -44,6 +47,8 @@ pub(crate) struct CardRow {
     pub stage_entered_at: Timestamp,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    pub closed_at: Option<Timestamp>,
+    pub closed_reason: Option<String>,
 }
 
 impl CardRow {
@@ -58,6 +63,8 @@ impl CardRow {
             stage_entered_at: self.stage_entered_at,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            closed_at: self.closed_at,
+            closed_reason: self.closed_reason,
         }
     }
 }

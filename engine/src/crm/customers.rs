@@ -109,11 +109,13 @@ pub struct Customer {
     pub version: i64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Set when this customer was merged into another: read that one instead.
+    pub merged_into: Option<CustomerId>,
 }
 
 pub(crate) const CUSTOMER_COLUMNS: &str = "id, name, source, first_touch, last_touch, emotional_score, logical_score, \
     marketing_consent, marketing_consent_source, marketing_consent_at, whatsapp_consent, whatsapp_consent_source, \
-    whatsapp_consent_at, fields, last_contact_at, version, created_at, updated_at";
+    whatsapp_consent_at, fields, last_contact_at, version, created_at, updated_at, merged_into";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct CustomerRow {
@@ -135,6 +137,7 @@ pub(crate) struct CustomerRow {
     pub version: i64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    pub merged_into: Option<CustomerId>,
 }
 
 fn consent(
@@ -196,6 +199,7 @@ impl CustomerRow {
             version: self.version,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            merged_into: self.merged_into,
         }
     }
 }
@@ -548,7 +552,7 @@ pub async fn list(
 ) -> Result<CustomerPage, sqlx::Error> {
     let limit = limit.clamp(1, 200);
     let mut sql = Sql::new(format!(
-        "SELECT {} FROM customers cu WHERE 1 = 1",
+        "SELECT {} FROM customers cu WHERE cu.merged_into IS NULL",
         prefixed_columns("cu")
     ));
     crate::crm::board::push_policy(&mut sql, policy, "cu.id");

@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_customers))
         .routes(routes!(get_customer, update_customer))
         .routes(routes!(customer_timeline))
+        .routes(routes!(merge_customers))
         .routes(routes!(list_pipelines))
         .routes(routes!(get_board))
         .routes(routes!(get_column))
@@ -711,4 +712,40 @@ async fn bulk_tag(
     )
     .await?;
     Ok(bulk_response(results))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeRequest {
+    /// The customer to absorb into this one (the survivor is the one in the path).
+    other_id: CustomerId,
+    /// The survivor's version you last saw.
+    expected_version: i64,
+    /// The other customer's version you last saw.
+    other_expected_version: i64,
+}
+
+/// Merges another customer into this one.
+#[utoipa::path(post, path = "/api/customers/{id}/merge", tag = "customers", params(("id" = CustomerId, Path)),
+    request_body = MergeRequest,
+    responses((status = 200, body = crate::crm::merge::MergeReport), (status = 404), (status = 409), (status = 422)))]
+async fn merge_customers(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<CustomerId>,
+    Json(body): Json<MergeRequest>,
+) -> Result<Json<crate::crm::merge::MergeReport>, ApiError> {
+    visible_customer(&state, &actor, id, Permission::Edit).await?;
+    visible_customer(&state, &actor, body.other_id, Permission::Edit).await?;
+    let report = crate::crm::merge::merge(
+        &state.db,
+        &state.definitions,
+        id,
+        body.expected_version,
+        body.other_id,
+        body.other_expected_version,
+        Some(actor.user_id),
+    )
+    .await?;
+    Ok(Json(report))
 }

@@ -707,7 +707,7 @@ async fn returning_customer(
 
     // The card: create it, leave it, or follow the pipeline's re-application rule.
     let existing: Option<cards::CardRow> = exec!(tx, conn => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {} FROM cards WHERE customer_id = $1 AND pipeline_id = $2", cards::CARD_COLUMNS)))
+        "SELECT {} FROM cards WHERE customer_id = $1 AND pipeline_id = $2 AND closed_at IS NULL", cards::CARD_COLUMNS)))
         .bind(id).bind(pipeline.id.as_str()).fetch_optional(conn).await)?;
     let mut reopened = None;
     let card_id = match existing {

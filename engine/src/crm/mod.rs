@@ -10,6 +10,7 @@
 //! - [`outbox`]: a transition's actions as jobs on the same transaction.
 //! - [`timeline`]: append-only history.
 //! - [`board`]: the kanban query.
+//! - [`merge`]: merging two customers by hand.
 //! - [`bulk`]: bulk move / assign / tag with a result per item.
 //! - [`fields`]: custom field values (validation, canonical JSON, rule view).
 //! - [`sql`]: dynamic SQL that binds the same way on both backends.
@@ -26,6 +27,7 @@ pub mod customers;
 pub mod fields;
 pub mod http;
 pub mod intake;
+pub mod merge;
 pub mod outbox;
 pub mod sql;
 pub mod timeline;

@@ -107,6 +107,12 @@ pub(crate) async fn move_loaded(
 ) -> Result<Moved, ApiError> {
     let Loaded { card, customer, .. } = loaded;
     let locale = command.locale.as_str();
+    if card.closed_at.is_some() {
+        return Err(ApiError::unprocessable(
+            "card_closed",
+            localized(locale, "Bu kart kapatıldı.", "This card is closed."),
+        ));
+    }
     if card.version != command.expected_version {
         return Err(stale("card", card.version));
     }
@@ -345,6 +351,8 @@ pub(crate) async fn move_loaded(
             stage_entered_at: now,
             created_at: card.created_at,
             updated_at: now,
+            closed_at: None,
+            closed_reason: None,
         },
         event_id: event,
         jobs,
@@ -435,5 +443,7 @@ pub async fn update_fields(
         stage_entered_at: card.stage_entered_at,
         created_at: card.created_at,
         updated_at: now,
+        closed_at: None,
+        closed_reason: None,
     })
 }
