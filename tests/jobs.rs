@@ -742,3 +742,54 @@ crate::both_backends! {
         assert!(text.contains("akis_test_probe_total"), "{text}");
     }
 }
+
+crate::both_backends! {
+    async fn admins_list_retry_and_cancel_jobs_and_resolve_unknown_effects(app) {
+        let admin = app.login_as("admin").await;
+        let rep = app.login_as("sales").await;
+        assert_eq!(rep.get("/api/admin/jobs").await.status(), reqwest::StatusCode::FORBIDDEN);
+        // A pending job (no workers run in the test server) can be cancelled once.
+        let job = WebhookJob {
+            effect_key: EffectKey::new("admin-test:1"),
+            url: "http://127.0.0.1:9/hook".into(),
+            event: "card.moved".into(),
+            data: serde_json::json!({}),
+        };
+        let id = transaction!(&app.db, tx => { akis_engine::jobs::enqueue(&mut *tx, &job).await }).expect("enqueue");
+        let pending: serde_json::Value = admin.get("/api/admin/jobs?queue=webhook&state=pending").await.json().await.unwrap();
+        assert_eq!(pending[0]["id"], serde_json::json!(id.to_string()));
+        let r = admin.post(&format!("/api/admin/jobs/{id}/cancel"), serde_json::json!({})).await;
+        assert_eq!(r.status(), reqwest::StatusCode::OK);
+        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["state"], "cancelled");
+        let again = admin.post(&format!("/api/admin/jobs/{id}/cancel"), serde_json::json!({})).await;
+        assert_eq!(again.status(), reqwest::StatusCode::CONFLICT);
+        assert_eq!(admin.post(&format!("/api/admin/jobs/{id}/retry"), serde_json::json!({})).await.status(), reqwest::StatusCode::CONFLICT);
+        // A job that dies (no webhook secret configured) can be retried.
+        let job2 = WebhookJob { effect_key: EffectKey::new("admin-test:2"), ..job.clone() };
+        let id2 = transaction!(&app.db, tx => { akis_engine::jobs::enqueue(&mut *tx, &job2).await }).expect("enqueue");
+        let system = akis_worker::start(app.db.clone(), &app.config).await.expect("workers");
+        eventually("the job dies", || async { state_of(&app.db, id2).await == Some(JobState::Dead) }).await;
+        system.shutdown(Duration::from_secs(5)).await;
+        let dead: serde_json::Value = admin.get(&format!("/api/admin/jobs/{id2}")).await.json().await.unwrap();
+        assert!(dead["last_error"].as_str().unwrap().contains("AKIS_WEBHOOK_SECRET"), "{dead}");
+        let r = admin.post(&format!("/api/admin/jobs/{id2}/retry"), serde_json::json!({})).await;
+        assert_eq!(r.status(), reqwest::StatusCode::OK);
+        assert_eq!(state_of(&app.db, id2).await, Some(JobState::Pending));
+        // An effect interrupted mid-call is resolved by a person, with a reason.
+        let key = EffectKey::new("admin-test:wa");
+        assert_eq!(effects::claim(&app.db, &key, "whatsapp_template", id2).await.unwrap(), Claim::Fresh);
+        effects::mark_sending(&app.db, &key).await.unwrap();
+        effects::mark_unknown(&app.db, &key, "connection reset mid-call").await.unwrap();
+        let unknown: serde_json::Value = admin.get("/api/admin/effects").await.json().await.unwrap();
+        assert_eq!(unknown[0]["effect_key"], "admin-test:wa");
+        let r = admin.post("/api/admin/effects/resolve", serde_json::json!({"effect_key": "admin-test:wa", "happened": true, "note": ""})).await;
+        assert_eq!(r.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+        let r = admin.post("/api/admin/effects/resolve", serde_json::json!({"effect_key": "admin-test:wa", "happened": true, "note": "Müşteri mesajı aldığını söyledi"})).await;
+        assert_eq!(r.status(), reqwest::StatusCode::OK);
+        assert_eq!(effect_state(&app.db, &key).await, Some(EffectState::Done));
+        let r = admin.post("/api/admin/effects/resolve", serde_json::json!({"effect_key": "admin-test:wa", "happened": false, "note": "x"})).await;
+        assert_eq!(r.status(), reqwest::StatusCode::CONFLICT);
+        let audit: serde_json::Value = admin.get("/api/admin/audit?action=effect.resolved").await.json().await.unwrap();
+        assert!(!audit.as_array().map(|a| a.is_empty()).unwrap_or(true) || !audit["entries"].as_array().map(|a| a.is_empty()).unwrap_or(true), "{audit}");
+    }
+}

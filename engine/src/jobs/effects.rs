@@ -71,7 +71,7 @@ impl std::fmt::Display for EffectKey {
 }
 
 /// An effect's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EffectState {
     Claimed,
@@ -105,11 +105,13 @@ impl EffectState {
 }
 
 /// One ledger row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Effect {
+    #[schema(value_type = String)]
     pub effect_key: EffectKey,
     pub kind: String,
     pub state: EffectState,
+    #[schema(value_type = Option<String>)]
     pub job_id: Option<JobId>,
     /// How many times `sending` was entered.
     pub attempts: u32,

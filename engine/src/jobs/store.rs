@@ -591,7 +591,9 @@ pub async fn purge(db: &Db, retention: Retention) -> Result<u64, sqlx::Error> {
 }
 
 /// A job's state as the admin screen shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// In the live queue, waiting for a worker.
@@ -646,7 +648,7 @@ impl Default for JobFilter {
 }
 
 /// One job as the admin screen shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct JobSummary {
     pub id: JobId,
     pub queue: String,
@@ -657,6 +659,7 @@ pub struct JobSummary {
     /// Ready time (live), due time (scheduled) or finish time (history).
     pub at: Timestamp,
     /// The typed job as JSON.
+    #[schema(value_type = Object)]
     pub job: Value,
 }
 
