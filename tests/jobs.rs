@@ -793,3 +793,44 @@ crate::both_backends! {
         assert!(!audit.as_array().map(|a| a.is_empty()).unwrap_or(true) || !audit["entries"].as_array().map(|a| a.is_empty()).unwrap_or(true), "{audit}");
     }
 }
+
+both_databases! {
+    async fn a_meta_lead_is_fetched_once_and_taken_in_through_intake(db) {
+        let lead = fixture("graph_lead_response.json")
+            .replace("<LEAD_ID>", "123123123123")
+            .replace("<AD_ID>", "998877")
+            .replace("<FORM_ID>", "445566")
+            .replace("\"name\": \"email\"", "\"name\": \"phone_number\",\n    \"values\": [\"+90 532 610 00 01\"]\n  },\n  {\n    \"name\": \"email\"");
+        let mut server = FakeServer::start(vec![], lead).await;
+        let system = akis_worker::start(db.clone(), &worker_config(&server.url)).await.expect("workers");
+        let job = akis_engine::jobs::LeadFetchJob {
+            leadgen_id: "123123123123".into(),
+            page_id: Some("153125381133".into()),
+            form_id: Some("445566".into()),
+            ad_id: Some("998877".into()),
+            created_time: None,
+        };
+        let id = transaction!(&db, tx => { akis_engine::jobs::enqueue(&mut *tx, &job).await }).expect("enqueue");
+        let first = server.next().await;
+        assert!(first.path.ends_with("/123123123123"), "{}", first.path);
+        assert_eq!(first.headers.get("authorization").and_then(|v| v.to_str().ok()), Some("Bearer test-token"));
+        eventually("the lead is taken in", || async { state_of(&db, id).await == Some(JobState::Done) }).await;
+        // The same lead delivered again is absorbed.
+        let id2 = transaction!(&db, tx => { akis_engine::jobs::enqueue(&mut *tx, &job).await }).expect("enqueue");
+        server.next().await;
+        eventually("the repeat is done", || async { state_of(&db, id2).await == Some(JobState::Done) }).await;
+        system.shutdown(Duration::from_secs(5)).await;
+        let customers: Vec<(String, String)> = akis_engine::read!(&db, pool => {
+            sqlx::query_as("SELECT name, source FROM customers").fetch_all(pool).await
+        }).expect("customers");
+        assert_eq!(customers, vec![("Joe Example".to_string(), "meta_lead_ad".to_string())]);
+        let leads: Vec<String> = akis_engine::read!(&db, pool => {
+            sqlx::query_scalar("SELECT external_key FROM leads").fetch_all(pool).await
+        }).expect("leads");
+        assert_eq!(leads, vec!["meta:123123123123".to_string()]);
+        let phone: String = akis_engine::read!(&db, pool => {
+            sqlx::query_scalar("SELECT e164 FROM customer_phones").fetch_one(pool).await
+        }).expect("phone");
+        assert_eq!(phone, "+905326100001");
+    }
+}

@@ -13,12 +13,12 @@
 //!
 //! - [`notify`]: in-app notifications rendered in each recipient's language.
 //!
-//! The `lead_fetch` kind is defined in the engine; its handler arrives with the Meta lead
-//! ads webhook.
+//! - [`lead_fetch`]: fetches a Meta lead ad lead and hands it to the shared intake.
 
 pub mod conversion_event;
 pub mod effect;
 pub mod graph;
+pub mod lead_fetch;
 pub mod notify;
 pub mod webhook;
 pub mod whatsapp_template;
@@ -70,6 +70,16 @@ pub async fn start(db: Db, config: &Config) -> anyhow::Result<JobSystem> {
         .run(
             notify::NotifyHandler {
                 db: db.clone(),
+                definitions: definitions.clone(),
+            },
+            options.clone(),
+        )
+        .await?;
+    system
+        .run(
+            lead_fetch::LeadFetchHandler {
+                db: db.clone(),
+                graph: graph.clone(),
                 definitions,
             },
             options.clone(),
