@@ -106,7 +106,8 @@ CREATE TABLE cards (
 -- One open card per customer per pipeline; closed ones (merges) stay for history.
 CREATE UNIQUE INDEX cards_customer_pipeline ON cards (customer_id, pipeline_id) WHERE closed_at IS NULL;
 CREATE INDEX cards_customer ON cards (customer_id);
-CREATE INDEX cards_board ON cards (pipeline_id, stage_id, sort_key, id) WHERE closed_at IS NULL;
+-- customer_id is carried so owner and policy checks need no table lookup per card.
+CREATE INDEX cards_board ON cards (pipeline_id, stage_id, sort_key, id, customer_id) WHERE closed_at IS NULL;
 
 -- One row per stay of a card in a stage: time-in-stage reports read it directly.
 CREATE TABLE card_stage_history (

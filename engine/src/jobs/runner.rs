@@ -403,6 +403,9 @@ async fn maintenance_loop(db: Db, options: SystemOptions, mut stop: watch::Recei
         if let Err(e) = store::purge(&db, options.retention).await {
             tracing::warn!(error = %e, "job history retention failed");
         }
+        if let Err(e) = db.optimize().await {
+            tracing::warn!(error = %e, "refreshing planner statistics failed");
+        }
         match store::queue_health(&db).await {
             Ok(queues) => {
                 for q in queues {

@@ -139,7 +139,23 @@ impl Db {
                 }
             }
         };
-        result.map_err(|e| StorageError::Migrate(e.to_string()))
+        result.map_err(|e| StorageError::Migrate(e.to_string()))?;
+        self.optimize()
+            .await
+            .map_err(|e| StorageError::Migrate(e.to_string()))
+    }
+
+    /// Keeps the query planner's statistics current. SQLite never gathers statistics by
+    /// itself (without them it cannot tell a selective index from a useless one);
+    /// `PRAGMA optimize` analyzes only the tables that need it, with a bounded effort, so
+    /// it is cheap to run at start-up and periodically. PostgreSQL's autovacuum does this.
+    pub async fn optimize(&self) -> Result<(), sqlx::Error> {
+        if let Db::Sqlite(db) = self {
+            sqlx::query("PRAGMA optimize=0x10002")
+                .execute(&db.writer)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Embedded migrations as (version, description), for `akis migrate` output.

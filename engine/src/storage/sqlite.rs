@@ -44,7 +44,13 @@ impl SqliteDb {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Read through the OS page cache instead of copying pages (the pager's own
+            // cache is emptied after every write by another connection), and keep a
+            // bigger cache for what is copied: board and list queries touch many pages.
+            .pragma("mmap_size", "268435456")
+            .pragma("cache_size", "-16384")
+            .pragma("temp_store", "memory");
         let path = base.get_filename().to_path_buf();
         let shown = path.display().to_string();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
