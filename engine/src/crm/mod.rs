@@ -26,6 +26,7 @@ pub mod cards;
 pub mod customers;
 pub mod fields;
 pub mod http;
+pub mod import;
 pub mod intake;
 pub mod merge;
 pub mod outbox;

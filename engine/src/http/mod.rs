@@ -89,6 +89,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::jobs::http::router())
         .merge(crate::crm::http::router())
         .merge(crate::crm::work_http::router())
+        .merge(crate::crm::import::router())
         .merge(crate::notifications::router())
 }
 
