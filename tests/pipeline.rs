@@ -819,3 +819,42 @@ both_backends! {
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     }
 }
+
+both_backends! {
+    async fn a_mention_in_a_note_notifies_only_users_who_may_see_the_customer(app) {
+        let admin = app.login_as("admin").await;
+        let owner = app.login_as("sales").await;
+        let l = lead(&admin, json!({"name": "Bahsi Geçen", "phone": "0532 730 00 01"})).await;
+        // Created after the lead, so they do not own it.
+        let outsider = app.login_as("sales").await;
+        let manager = app.login_as("manager").await;
+        let (o, x, m) = (local_part(&owner).await, local_part(&outsider).await, local_part(&manager).await);
+        let customer = l["customer_id"].as_str().unwrap();
+        let body = format!("@{o} lütfen yarın ara; @{x} ve @{m}, bilginiz olsun. @kimse-yok");
+        assert_eq!(admin.post(&format!("/api/customers/{customer}/notes"), json!({"body": body})).await.status(), StatusCode::CREATED);
+        assert_eq!(mentions(&owner).await, 1, "the owner is told");
+        assert_eq!(mentions(&manager).await, 1, "a manager sees every customer");
+        assert_eq!(mentions(&outsider).await, 0, "a rep who cannot see the customer is not told about it");
+        let n: Value = owner.get("/api/notifications").await.json().await.unwrap();
+        assert!(n[0]["body"].as_str().unwrap().contains("Bahsi Geçen"), "{n}");
+    }
+}
+
+async fn local_part(s: &TestSession) -> String {
+    let me: Value = s.get("/api/me").await.json().await.unwrap();
+    let email = me["user"]["email"]
+        .as_str()
+        .or_else(|| me["email"].as_str())
+        .unwrap()
+        .to_string();
+    email.split('@').next().unwrap().to_string()
+}
+
+async fn mentions(s: &TestSession) -> usize {
+    let n: Value = s.get("/api/notifications").await.json().await.unwrap();
+    n.as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == "bahsedildi")
+        .count()
+}

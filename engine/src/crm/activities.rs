@@ -412,6 +412,7 @@ pub async fn add_note(
         Some(id) => resolve_card(db, customer, Some(id)).await?.map(|c| c.id),
         None => None,
     };
+    let mentioned = mentioned_users(db, definitions, customer, body, by).await?;
     let mut tx = db.begin().await?;
     let id = timeline::append(
         &mut tx,
@@ -421,12 +422,110 @@ pub async fn add_note(
             kind: kinds::NOTE,
             actor: by,
             definitions_version: &definitions.version,
-            data: json!({"body": body}),
+            data: json!({"body": body, "mentions": mentioned.iter().map(|m| m.id).collect::<Vec<_>>()}),
         },
     )
     .await?;
+    if !mentioned.is_empty() {
+        let name: Option<String> = exec!(&mut tx, conn => sqlx::query_scalar("SELECT name FROM customers WHERE id = $1")
+            .bind(customer).fetch_optional(conn).await)?;
+        let author: Option<String> = match by {
+            Some(user) => {
+                exec!(&mut tx, conn => sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
+                .bind(user).fetch_optional(conn).await)?
+            }
+            None => None,
+        };
+        let excerpt: String = body.chars().take(200).collect();
+        let values = json!({
+            "actor": {"name": author.as_deref().unwrap_or("Akış")},
+            "customer": {"name": name.unwrap_or_default()},
+            "note": excerpt,
+        });
+        let key = format!("note:{id}:mention");
+        for user in &mentioned {
+            let lang = if user.locale == "en" { "en" } else { "tr" };
+            let text = definitions
+                .render_message(
+                    "bahsedildi",
+                    lang,
+                    minijinja::Value::from(minijinja::value::Serde(&values)),
+                )
+                .map_err(|e| anyhow::anyhow!("mention template: {e}"))?;
+            crate::notifications::insert(
+                &mut tx,
+                crate::notifications::NewNotification {
+                    user_id: user.id,
+                    kind: "bahsedildi",
+                    body: text.trim(),
+                    customer_id: Some(customer),
+                    data: &values,
+                    effect_key: Some(&key),
+                },
+            )
+            .await?;
+        }
+    }
     tx.commit().await?;
     Ok(id)
+}
+
+struct Mentioned {
+    id: UserId,
+    locale: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: UserId,
+    email: String,
+    role: String,
+    locale: String,
+}
+
+/// Users named in a note as `@email` or `@local-part` (the part of their email before `@`,
+/// when exactly one user has it) who may see the customer; never the author.
+async fn mentioned_users(
+    db: &Db,
+    definitions: &Definitions,
+    customer: CustomerId,
+    body: &str,
+    by: Option<UserId>,
+) -> Result<Vec<Mentioned>, ApiError> {
+    let tokens: Vec<String> = body
+        .split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | ':' | '(' | ')' | '!' | '?'))
+        .filter_map(|w| w.strip_prefix('@'))
+        .map(|w| w.trim_end_matches(['.', '\'']).to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect();
+    if tokens.is_empty() {
+        return Ok(Vec::new());
+    }
+    let users: Vec<UserRow> = crate::read!(db, pool => {
+        sqlx::query_as("SELECT id, email, role, locale FROM users WHERE active").fetch_all(pool).await
+    })?;
+    let owners = customers::owner_ids(db, customer).await?;
+    let mut out: Vec<Mentioned> = Vec::new();
+    for token in tokens {
+        let matches: Vec<&UserRow> = users
+            .iter()
+            .filter(|u| u.email == token || u.email.split('@').next() == Some(token.as_str()))
+            .collect();
+        let [user] = matches.as_slice() else { continue };
+        let sees = definitions.role(&user.role).is_some_and(|r| {
+            r.permissions.allows(
+                crate::policy::Module::Customers,
+                crate::policy::Permission::View,
+            ) && (r.scope == crate::policy::Scope::All || owners.contains(&user.id))
+        });
+        if sees && Some(user.id) != by && !out.iter().any(|o| o.id == user.id) {
+            out.push(Mentioned {
+                id: user.id,
+                locale: user.locale.clone(),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// The value of a JSON field as an optional instant (for query parameters and bodies).
