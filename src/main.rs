@@ -258,6 +258,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 },
                 batch_size,
                 resume,
+                resume_id: None,
                 created_by: None,
                 entered_by_owns: false,
             };

@@ -295,6 +295,102 @@ both_backends! {
     }
 }
 
+async fn execute(db: &Db, sql: &'static str) {
+    let mut tx = db.begin().await.expect("begin");
+    akis_engine::exec!(&mut tx, conn => sqlx::raw_sql(sql).execute(conn).await.map(|_| ()))
+        .expect("sql");
+    tx.commit().await.expect("commit");
+}
+
+both_backends! {
+    /// A failure in the middle of an all-or-nothing import: the record says exactly which
+    /// rows landed (it advances in each batch's transaction), the file is kept, and the
+    /// server's resumer carries the import to its end without the user.
+    async fn an_interrupted_import_is_carried_forward_to_its_end(app) {
+        use akis_engine::crm::import as csv_import;
+        let admin = app.login_as("admin").await;
+        let definitions = akis_engine::app::load_definitions(&app.config).expect("definitions");
+        let file: String = std::iter::once("Ad Soyad;Telefon\n".to_string())
+            .chain((1..=7).map(|i| format!("Kişi {i};0532 500 00 0{i}\n")))
+            .collect();
+        // Row 6 (the fifth lead, in the third batch of two) cannot be written.
+        match app.db {
+            Db::Sqlite(_) => execute(&app.db, "CREATE TRIGGER fail_row BEFORE INSERT ON customer_phones WHEN NEW.e164 = '+905325000005' BEGIN SELECT RAISE(ABORT, 'injected failure'); END").await,
+            Db::Postgres(_) => execute(&app.db, "CREATE FUNCTION fail_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$; CREATE TRIGGER fail_row BEFORE INSERT ON customer_phones FOR EACH ROW WHEN (NEW.e164 = '+905325000005') EXECUTE FUNCTION fail_row()").await,
+        }
+        let options = csv_import::ImportOptions {
+            file_name: "forward.csv".into(),
+            batch_size: Some(2),
+            ..Default::default()
+        };
+        let report = csv_import::import(&app.db, &definitions, file.as_bytes(), &options, |_| {})
+            .await
+            .expect("a report");
+        assert_eq!(report.state, "failed", "{report:?}");
+        assert_eq!(report.mode, csv_import::ImportMode::AllOrNothing);
+        assert_eq!(report.rows_done, 5, "rows 2-5 landed in two batches: {report:?}");
+        assert_eq!(report.created, 4);
+        assert_eq!(imported_leads(&app.db).await, 4);
+        assert!(!report.error.as_deref().unwrap_or("").contains("injected"), "internals never leak: {report:?}");
+        let stored = csv_import::get(&app.db, &report.id).await.expect("get").expect("record");
+        assert_eq!((stored.state.as_str(), stored.rows_done, stored.created), ("failed", 5, 4));
+        assert_eq!(count(&app.db, "SELECT COUNT(*) FROM imports WHERE file IS NOT NULL").await, 1, "the file is kept");
+
+        // Not yet a minute old: the resumer leaves it (it may be a person's to resume).
+        assert!(csv_import::resume_interrupted(&app.db, &definitions).await.expect("resumer").is_empty());
+        // The fault is gone and a minute has passed: the resumer finishes it.
+        match app.db {
+            Db::Sqlite(_) => execute(&app.db, "DROP TRIGGER fail_row").await,
+            Db::Postgres(_) => execute(&app.db, "DROP TRIGGER fail_row ON customer_phones").await,
+        }
+        execute(&app.db, "UPDATE imports SET updated_at = '2026-01-01T00:00:00.000000Z'").await;
+        let resumed = csv_import::resume_interrupted(&app.db, &definitions).await.expect("resumer");
+        assert_eq!(resumed.len(), 1);
+        let done = &resumed[0];
+        assert_eq!((done.id.as_str(), done.state.as_str()), (report.id.as_str(), "done"));
+        assert_eq!((done.rows_done, done.created, done.matched, done.duplicate, done.failed), (8, 7, 0, 0, 0));
+        assert_eq!(imported_leads(&app.db).await, 7);
+        assert_eq!(customers(&app.db).await, 7);
+        assert_eq!(count(&app.db, "SELECT COUNT(*) FROM imports WHERE file IS NOT NULL").await, 0, "the file goes with the end");
+        assert_eq!(count(&app.db, "SELECT MAX(attempts) FROM imports").await, 1);
+        assert!(csv_import::resume_interrupted(&app.db, &definitions).await.expect("resumer").is_empty());
+
+        // The list shows it, newest first.
+        let r = admin.get("/api/imports").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let list: Value = r.json().await.expect("json");
+        assert_eq!(list[0]["id"], report.id.as_str());
+        assert_eq!(list[0]["state"], "done");
+    }
+}
+
+both_backends! {
+    /// A resumer does not retry forever: after its attempts an import waits for a person.
+    async fn the_resumer_gives_up_after_its_attempts(app) {
+        use akis_engine::crm::import as csv_import;
+        let definitions = akis_engine::app::load_definitions(&app.config).expect("definitions");
+        let file = "Ad Soyad;Telefon\nBir Kişi;0532 600 00 01\n";
+        match app.db {
+            Db::Sqlite(_) => execute(&app.db, "CREATE TRIGGER fail_row BEFORE INSERT ON customer_phones BEGIN SELECT RAISE(ABORT, 'injected failure'); END").await,
+            Db::Postgres(_) => execute(&app.db, "CREATE FUNCTION fail_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$; CREATE TRIGGER fail_row BEFORE INSERT ON customer_phones FOR EACH ROW EXECUTE FUNCTION fail_row()").await,
+        }
+        let options = csv_import::ImportOptions { file_name: "stuck.csv".into(), ..Default::default() };
+        let report = csv_import::import(&app.db, &definitions, file.as_bytes(), &options, |_| {})
+            .await
+            .expect("a report");
+        assert_eq!(report.state, "failed");
+        for attempt in 1..=csv_import::MAX_AUTO_ATTEMPTS {
+            execute(&app.db, "UPDATE imports SET updated_at = '2026-01-01T00:00:00.000000Z'").await;
+            let resumed = csv_import::resume_interrupted(&app.db, &definitions).await.expect("resumer");
+            assert_eq!(resumed.len(), 1, "attempt {attempt}");
+            assert_eq!(resumed[0].state, "failed");
+        }
+        execute(&app.db, "UPDATE imports SET updated_at = '2026-01-01T00:00:00.000000Z'").await;
+        assert!(csv_import::resume_interrupted(&app.db, &definitions).await.expect("resumer").is_empty());
+        assert_eq!(imported_leads(&app.db).await, 0);
+    }
+}
+
 fn akis(database_url: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_akis"));
     for (key, _) in std::env::vars() {

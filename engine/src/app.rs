@@ -117,15 +117,23 @@ impl App {
     ) -> anyhow::Result<()> {
         let addr = self.local_addr();
         let db = self.state.db.clone();
+        // Imports a crash stopped midway are carried to their end by some server.
+        let resumer = tokio::spawn(crate::crm::import::resume_loop(
+            db.clone(),
+            self.state.definitions.clone(),
+            crate::crm::import::STALE_AFTER,
+        ));
         let router = crate::http::router(self.state);
         tracing::info!(%addr, "listening");
-        axum::serve(
+        let served = axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await
-        .context("server error")?;
+        .context("server error");
+        resumer.abort();
+        served?;
         db.close().await;
         tracing::info!("stopped");
         Ok(())

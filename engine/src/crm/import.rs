@@ -20,10 +20,19 @@
 //!   are imported and bad rows reported.
 //! - Rows are written in batches, each its own transaction, sized so that one holds the
 //!   write lock for about [`LOCK_TARGET`] (moves and job heartbeats keep flowing between
-//!   batches). A file that fits in one batch is written atomically; a longer one is not:
-//!   once every row has passed the check, only an infrastructure failure (the database
-//!   going away, a crash) can stop it midway, and then the import record says which rows
-//!   landed (`rows_done`) and `resume` continues after them.
+//!   batches). Each batch's transaction also advances the import record (`rows_done` and
+//!   the counts), so the record says exactly which rows landed, whatever stops it.
+//! - All-or-nothing is therefore decided before the first write and then carried
+//!   forward, not rolled back: every row is checked first and one bad row writes nothing;
+//!   once all pass, only an infrastructure failure (the database going away, a crash)
+//!   can stop the import midway, and then it is resumed to its end. One transaction for
+//!   10,000 rows would hold SQLite's write lock (or, on PostgreSQL, the assignment
+//!   counter and every matched customer's row) for tens of seconds and stall every move
+//!   and job heartbeat meanwhile. The file is kept with its record until the import is
+//!   over (up to [`MAX_STORED_FILE`] bytes), and [`resume_interrupted`] — run by every
+//!   server every minute — resumes a `failed` import, or a `running` one whose process
+//!   stopped touching it for [`STALE_AFTER`], up to [`MAX_AUTO_ATTEMPTS`] times; `resume`
+//!   (CLI `--resume`, `"resume": true`) does it by hand with the same file.
 //! - Each row's lead carries `external_key = import:<file sha256>:<row>`, so running the
 //!   same file again (or resuming) never imports a row twice: it is counted `duplicate`.
 //! - A dry run does the same work in transactions that are rolled back and reports the
@@ -39,12 +48,12 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::crm::customers::Attribution;
-use crate::crm::intake::{self, Lead};
+use crate::crm::intake::{self, IntakeOutcome, Lead};
 use crate::definitions::Definitions;
 use crate::definitions::model::{FieldDef, FieldType};
 use crate::exec;
 use crate::http::ApiError;
-use crate::storage::Db;
+use crate::storage::{Db, Tx};
 use crate::types::fold::fold;
 use crate::types::ids::UserId;
 use crate::types::{Email, Phone, Timestamp};
@@ -64,7 +73,13 @@ const FIRST_BATCH: usize = 50;
 const MIN_BATCH: usize = 5;
 const MAX_BATCH: usize = 1_000;
 /// A `running` import not touched for this long is taken to have died (resumable).
-const STALE_AFTER: Duration = Duration::from_secs(60);
+pub const STALE_AFTER: Duration = Duration::from_secs(60);
+/// Files up to this size are kept with their import record until it is over, so an
+/// interrupted import resumes without the user.
+pub const MAX_STORED_FILE: usize = 64 * 1024 * 1024;
+/// How many times [`resume_interrupted`] takes up one import before leaving it to a
+/// person (it stays `failed`, resumable by hand).
+pub const MAX_AUTO_ATTEMPTS: i64 = 5;
 
 /// What one CSV column fills.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -639,6 +654,10 @@ pub struct ImportReport {
     /// Touched after every batch while running.
     pub updated_at: Timestamp,
     pub finished_at: Option<Timestamp>,
+    /// Whether the importing staff member sees only their own customers (they then co-own
+    /// the imported ones; a resumed import keeps doing so).
+    #[serde(skip)]
+    pub entered_by_owns: bool,
 }
 
 /// The part of a report kept as JSON in `imports.report`.
@@ -658,6 +677,8 @@ struct StoredReport {
     delimiter: String,
     #[serde(default)]
     error: Option<String>,
+    #[serde(default)]
+    entered_by_owns: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -720,6 +741,7 @@ impl From<ImportRow> for ImportReport {
             unknown_columns: stored.unknown_columns,
             delimiter: stored.delimiter,
             error: stored.error,
+            entered_by_owns: stored.entered_by_owns,
             created_by: row.created_by,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -738,6 +760,7 @@ impl ImportReport {
             unknown_columns: self.unknown_columns.clone(),
             delimiter: self.delimiter.clone(),
             error: self.error.clone(),
+            entered_by_owns: self.entered_by_owns,
         })
         .unwrap_or_else(|_| "{}".into())
     }
@@ -757,10 +780,19 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<ImportReport>, ApiError> {
     Ok(row.map(ImportReport::from))
 }
 
-async fn insert(db: &Db, report: &ImportReport) -> Result<(), ApiError> {
+/// The latest import records, newest first.
+pub async fn list(db: &Db, limit: i64) -> Result<Vec<ImportReport>, ApiError> {
+    let sql = format!("SELECT {COLUMNS} FROM imports ORDER BY created_at DESC, id DESC LIMIT $1");
+    let rows: Vec<ImportRow> = crate::read!(db, pool => {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(limit).fetch_all(pool).await
+    })?;
+    Ok(rows.into_iter().map(ImportReport::from).collect())
+}
+
+async fn insert(db: &Db, report: &ImportReport, file: Option<&[u8]>) -> Result<(), ApiError> {
     let mut tx = db.begin().await?;
     let sql = format!(
-        "INSERT INTO imports ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17)"
+        "INSERT INTO imports ({COLUMNS}, file) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17, $18)"
     );
     exec!(&mut tx, conn => sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(&report.id).bind(&report.file_name).bind(&report.file_sha256)
@@ -768,7 +800,7 @@ async fn insert(db: &Db, report: &ImportReport) -> Result<(), ApiError> {
         .bind(report.mode.as_str()).bind(report.dry_run).bind(&report.state)
         .bind(to_i64(report.rows_done)).bind(to_i64(report.created)).bind(to_i64(report.matched))
         .bind(to_i64(report.duplicate)).bind(to_i64(report.failed)).bind(report.stored_json())
-        .bind(report.created_by).bind(report.created_at).bind(report.finished_at)
+        .bind(report.created_by).bind(report.created_at).bind(report.finished_at).bind(file)
         .execute(conn).await.map(|r| r.rows_affected()))?;
     tx.commit().await?;
     Ok(())
@@ -777,26 +809,41 @@ async fn insert(db: &Db, report: &ImportReport) -> Result<(), ApiError> {
 /// Saves progress (and touches `updated_at`, the heartbeat resume looks at).
 async fn save(db: &Db, report: &ImportReport) -> Result<(), ApiError> {
     let mut tx = db.begin().await?;
-    exec!(&mut tx, conn => sqlx::query(
-        "UPDATE imports SET state = $1, rows_done = $2, created = $3, matched = $4, duplicate = $5,
-            failed = $6, report = $7, updated_at = $8, finished_at = $9 WHERE id = $10")
-        .bind(&report.state).bind(to_i64(report.rows_done)).bind(to_i64(report.created))
-        .bind(to_i64(report.matched)).bind(to_i64(report.duplicate)).bind(to_i64(report.failed))
-        .bind(report.stored_json()).bind(Timestamp::now()).bind(report.finished_at).bind(&report.id)
-        .execute(conn).await.map(|r| r.rows_affected()))?;
+    save_in(&mut tx, report).await?;
     tx.commit().await?;
     Ok(())
 }
 
-/// Takes over an unfinished import of the same file: a `failed` one, or a `running` one
-/// whose process stopped touching it.
-async fn claim_unfinished(db: &Db, sha256: &str) -> Result<ImportReport, ApiError> {
+/// [`save`] in a transaction. The kept file is dropped once the import is over (not when
+/// it `failed`: that one is resumed).
+async fn save_in(tx: &mut Tx, report: &ImportReport) -> Result<(), ApiError> {
+    let over = report.finished() && report.state != "failed";
+    exec!(tx, conn => sqlx::query(
+        "UPDATE imports SET state = $1, rows_done = $2, created = $3, matched = $4, duplicate = $5,
+            failed = $6, report = $7, updated_at = $8, finished_at = $9,
+            file = CASE WHEN $11 THEN NULL ELSE file END WHERE id = $10")
+        .bind(&report.state).bind(to_i64(report.rows_done)).bind(to_i64(report.created))
+        .bind(to_i64(report.matched)).bind(to_i64(report.duplicate)).bind(to_i64(report.failed))
+        .bind(report.stored_json()).bind(Timestamp::now()).bind(report.finished_at).bind(&report.id)
+        .bind(over)
+        .execute(conn).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Takes over an unfinished import of the same file (`id`: that import, which must be of
+/// this file): a `failed` one, or a `running` one whose process stopped touching it.
+async fn claim_unfinished(
+    db: &Db,
+    sha256: &str,
+    id: Option<&str>,
+) -> Result<ImportReport, ApiError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM imports WHERE file_sha256 = $1 AND state IN ('running', 'failed') AND NOT dry_run
+           AND ($2 IS NULL OR id = $2)
          ORDER BY created_at DESC LIMIT 1"
     );
     let row: Option<ImportRow> = crate::read!(db, pool => {
-        sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(sha256).fetch_optional(pool).await
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(sha256).bind(id).fetch_optional(pool).await
     })?;
     let Some(row) = row else {
         return Err(ApiError::not_found("unfinished import of this file"));
@@ -807,9 +854,10 @@ async fn claim_unfinished(db: &Db, sha256: &str) -> Result<ImportReport, ApiErro
     );
     let mut tx = db.begin().await?;
     let taken = exec!(&mut tx, conn => sqlx::query(
-        "UPDATE imports SET state = 'running', updated_at = $1, finished_at = NULL
+        "UPDATE imports SET state = 'running', updated_at = $1, finished_at = NULL,
+            attempts = attempts + CASE WHEN $4 THEN 1 ELSE 0 END
          WHERE id = $2 AND (state = 'failed' OR (state = 'running' AND updated_at < $3))")
-        .bind(Timestamp::now()).bind(&row.id).bind(cutoff)
+        .bind(Timestamp::now()).bind(&row.id).bind(cutoff).bind(id.is_some())
         .execute(conn).await.map(|r| r.rows_affected()))?;
     tx.commit().await?;
     if taken == 0 {
@@ -843,6 +891,8 @@ pub struct ImportOptions {
     pub batch_size: Option<usize>,
     /// Continue the unfinished import of the same file instead of starting a new one.
     pub resume: bool,
+    /// With `resume`: that import (automatic resumption), not the latest of the file.
+    pub resume_id: Option<String>,
     /// The staff member importing (their leads are `entered_by` them).
     pub created_by: Option<UserId>,
     /// Whether that staff member sees only their own customers (they then co-own them).
@@ -910,7 +960,7 @@ pub async fn prepare(
     bad_rows.truncate(MAX_LISTED_BAD_ROWS);
 
     let mut report = if options.resume && !options.dry_run {
-        let mut report = claim_unfinished(db, &parsed.sha256).await?;
+        let mut report = claim_unfinished(db, &parsed.sha256, options.resume_id.as_deref()).await?;
         good.retain(|(row, _)| *row > report.rows_done);
         report.failed = failed;
         report.bad_rows = bad_rows;
@@ -954,9 +1004,21 @@ pub async fn prepare(
             created_at: Timestamp::now(),
             updated_at: Timestamp::now(),
             finished_at: None,
+            entered_by_owns: options.entered_by_owns,
         }
     };
-    if report.mode == ImportMode::AllOrNothing && report.failed > 0 {
+    let landed = report.created + report.matched + report.duplicate > 0;
+    if report.mode == ImportMode::AllOrNothing && report.failed > 0 && landed {
+        // Resumed after rows landed, and rows that passed the check then fail it now
+        // (the definitions changed). Nothing more is written; a person decides.
+        report.state = "failed".into();
+        report.error = Some(format!(
+            "{} row(s) no longer pass the check (have the definitions changed?) and rows up to {} already landed; fix the rows or the definitions and resume, or import the rest with partial",
+            report.failed, report.rows_done
+        ));
+        report.finished_at = Some(Timestamp::now());
+        good.clear();
+    } else if report.mode == ImportMode::AllOrNothing && report.failed > 0 {
         report.rejected = true;
         if !report.dry_run {
             report.state = "rejected".into();
@@ -968,7 +1030,8 @@ pub async fn prepare(
     if options.resume && !options.dry_run {
         save(db, &report).await?;
     } else {
-        insert(db, &report).await?;
+        let keep = !report.dry_run && !report.finished() && bytes.len() <= MAX_STORED_FILE;
+        insert(db, &report, keep.then_some(bytes)).await?;
     }
     Ok(PreparedImport {
         report,
@@ -1007,7 +1070,22 @@ pub async fn execute(
         let end = (start + size).min(leads.len());
         let batch = &leads[start..end];
         let began = Instant::now();
-        let outcomes = match intake::intake_all(db, definitions, batch, !report.dry_run).await {
+        let rows_done = numbers[end - 1];
+        let outcomes = match intake::intake_all_then(
+            db,
+            definitions,
+            batch,
+            !report.dry_run,
+            |tx, outcomes| {
+                // The record advances with the rows, in their transaction.
+                let mut after = report.clone();
+                tally(&mut after, batch, outcomes, None);
+                after.rows_done = rows_done;
+                record_batch(tx, after)
+            },
+        )
+        .await
+        {
             Ok(outcomes) => outcomes,
             Err(e) => {
                 report.state = "failed".into();
@@ -1025,25 +1103,12 @@ pub async fn execute(
         };
         let elapsed = began.elapsed();
         tracing::debug!(import = %report.id, rows = batch.len(), ms = elapsed.as_millis() as u64, "import batch");
-        for (lead, outcome) in batch.iter().zip(&outcomes) {
-            if outcome.duplicate {
-                report.duplicate += 1;
-            } else if outcome.matched
-                || (report.dry_run && seen_before(lead, &seen_phones, &seen_emails))
-            {
-                report.matched += 1;
-            } else {
-                report.created += 1;
-            }
-            if report.dry_run {
-                remember(lead, &mut seen_phones, &mut seen_emails);
-            }
-        }
-        report.rows_done = numbers[end - 1];
+        let seen = report
+            .dry_run
+            .then_some((&mut seen_phones, &mut seen_emails));
+        tally(&mut report, batch, &outcomes, seen);
+        report.rows_done = rows_done;
         start = end;
-        if start < leads.len() {
-            save(db, &report).await?;
-        }
         progress(start);
         if batch_size.is_none() {
             size = next_batch_size(batch.len(), elapsed);
@@ -1058,6 +1123,44 @@ pub async fn execute(
     report.finished_at = Some(Timestamp::now());
     save(db, &report).await?;
     Ok(report)
+}
+
+fn record_batch(
+    tx: &mut Tx,
+    after: ImportReport,
+) -> futures::future::BoxFuture<'_, Result<(), ApiError>> {
+    Box::pin(async move {
+        if !after.dry_run {
+            save_in(tx, &after).await?;
+        }
+        Ok(())
+    })
+}
+
+/// Counts a batch's outcomes into the report. `seen` (dry runs): the phones and emails of
+/// earlier batches, whose customers a rolled-back batch could not see.
+fn tally(
+    report: &mut ImportReport,
+    batch: &[Lead],
+    outcomes: &[IntakeOutcome],
+    mut seen: Option<(&mut HashSet<String>, &mut HashSet<String>)>,
+) {
+    for (lead, outcome) in batch.iter().zip(outcomes) {
+        if outcome.duplicate {
+            report.duplicate += 1;
+        } else if outcome.matched
+            || seen
+                .as_ref()
+                .is_some_and(|(phones, emails)| seen_before(lead, phones, emails))
+        {
+            report.matched += 1;
+        } else {
+            report.created += 1;
+        }
+        if let Some((phones, emails)) = seen.as_mut() {
+            remember(lead, phones, emails);
+        }
+    }
 }
 
 /// The next batch size: as many rows as took about [`LOCK_TARGET`] in the last batch.
@@ -1106,6 +1209,72 @@ pub async fn import(
     execute(db, definitions, prepared, progress).await
 }
 
+/// Resumes, to their end, the imports a crash or an infrastructure failure stopped
+/// midway: `failed` ones, and `running` ones whose process stopped touching them for
+/// [`STALE_AFTER`] — when their file is kept and they were taken up fewer than
+/// [`MAX_AUTO_ATTEMPTS`] times. Servers run it every minute ([`resume_loop`]). Returns the
+/// reports of the imports it ran (another node may take one first: it is then skipped).
+pub async fn resume_interrupted(
+    db: &Db,
+    definitions: &Definitions,
+) -> Result<Vec<ImportReport>, ApiError> {
+    #[derive(sqlx::FromRow)]
+    struct Interrupted {
+        id: String,
+        file_name: String,
+        file: Vec<u8>,
+        created_by: Option<UserId>,
+        report: String,
+    }
+    let cutoff = Timestamp::from_datetime(
+        chrono::Utc::now()
+            - chrono::Duration::from_std(STALE_AFTER).unwrap_or(chrono::Duration::zero()),
+    );
+    let found: Vec<Interrupted> = crate::read!(db, pool => {
+        sqlx::query_as(
+            "SELECT id, file_name, file, created_by, report FROM imports
+             WHERE state IN ('running', 'failed') AND updated_at < $1 AND file IS NOT NULL
+               AND NOT dry_run AND attempts < $2
+             ORDER BY created_at")
+        .bind(cutoff).bind(MAX_AUTO_ATTEMPTS).fetch_all(pool).await
+    })?;
+    let mut reports = Vec::new();
+    for found in found {
+        let stored: StoredReport = serde_json::from_str(&found.report).unwrap_or_default();
+        let options = ImportOptions {
+            file_name: found.file_name,
+            resume: true,
+            resume_id: Some(found.id.clone()),
+            created_by: found.created_by,
+            entered_by_owns: stored.entered_by_owns,
+            ..ImportOptions::default()
+        };
+        let prepared = match prepare(db, definitions, &found.file, &options).await {
+            Ok(prepared) => prepared,
+            // Taken by another node meanwhile.
+            Err(ApiError::Client { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        tracing::info!(import = %found.id, rows = prepared.pending_rows(), "resuming an interrupted import");
+        let report = execute(db, definitions, prepared, |_| {}).await?;
+        tracing::info!(import = %report.id, state = %report.state, "resumed import stopped");
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// Runs [`resume_interrupted`] every `every` until the task is dropped.
+pub async fn resume_loop(db: Db, definitions: std::sync::Arc<Definitions>, every: Duration) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = resume_interrupted(&db, &definitions).await {
+            tracing::warn!(error = %e, "cannot resume interrupted imports");
+        }
+    }
+}
+
 // ---------------------------------------------------------------- HTTP
 
 /// `POST /api/imports`: a CSV file as text in JSON (the body limit, 2 MiB by default —
@@ -1130,7 +1299,7 @@ pub struct ImportRequest {
 
 pub fn router() -> utoipa_axum::router::OpenApiRouter<crate::app::AppState> {
     utoipa_axum::router::OpenApiRouter::new()
-        .routes(utoipa_axum::routes!(create_import))
+        .routes(utoipa_axum::routes!(create_import, list_imports))
         .routes(utoipa_axum::routes!(get_import))
 }
 
@@ -1169,6 +1338,7 @@ async fn create_import(
         partial: body.partial,
         batch_size: None,
         resume: body.resume,
+        resume_id: None,
         created_by: Some(actor.user_id),
         entered_by_owns: actor.scope(&state.definitions) == crate::definitions::model::Scope::Own,
     };
@@ -1199,6 +1369,18 @@ async fn create_import(
         return Ok(response);
     }
     Ok((StatusCode::OK, crate::http::Json(report)).into_response())
+}
+
+/// The latest imports, newest first (at most 100): what ran, how far each got, and the
+/// id of one whose answer never arrived (the client went away, the server restarted).
+#[utoipa::path(get, path = "/api/imports", tag = "customers",
+    responses((status = 200, body = Vec<ImportReport>)))]
+async fn list_imports(
+    axum::extract::State(state): axum::extract::State<crate::app::AppState>,
+    actor: crate::policy::Actor,
+) -> Result<crate::http::Json<Vec<ImportReport>>, ApiError> {
+    require_import(&state, &actor, crate::policy::Permission::View)?;
+    Ok(crate::http::Json(list(&state.db, 100).await?))
 }
 
 /// An import record: its state, how far it got (`rows_done`), counts and bad rows.

@@ -260,6 +260,27 @@ pub async fn intake_all(
     leads: &[Lead],
     commit: bool,
 ) -> Result<Vec<IntakeOutcome>, ApiError> {
+    intake_all_then(db, definitions, leads, commit, |_, _| {
+        Box::pin(async { Ok(()) })
+    })
+    .await
+}
+
+/// [`intake_all`], then `then` in the same transaction before it commits (an import
+/// records how far it got atomically with the rows themselves). `then` may run more than
+/// once: the batch is retried from scratch when it races another intake.
+pub async fn intake_all_then(
+    db: &Db,
+    definitions: &Definitions,
+    leads: &[Lead],
+    commit: bool,
+    then: impl for<'t> Fn(
+        &'t mut Tx,
+        &'t [IntakeOutcome],
+    ) -> futures::future::BoxFuture<'t, Result<(), ApiError>>
+    + Send
+    + Sync,
+) -> Result<Vec<IntakeOutcome>, ApiError> {
     let mut prepared = Vec::with_capacity(leads.len());
     for lead in leads {
         let valid = validate(definitions, lead)?;
@@ -291,6 +312,7 @@ pub async fn intake_all(
                 Err(IntakeError::Api(e)) => return Err(e),
             }
         }
+        then(&mut tx, &outcomes).await?;
         if commit {
             tx.commit().await?;
         }
