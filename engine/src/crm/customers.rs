@@ -213,6 +213,41 @@ struct KeyedText {
 
 /// Loads phones, emails, identities, owners and tags of `ids` from the read pool.
 pub(crate) async fn load_related(db: &Db, ids: &[CustomerId]) -> Result<Related, sqlx::Error> {
+    load_related_by(ids, Source::Db(db)).await
+}
+
+/// Where [`load_related_by`] reads.
+enum Source<'a> {
+    Db(&'a Db),
+    Tx(&'a mut Tx),
+}
+
+impl Source<'_> {
+    async fn fetch(&mut self, sql: &Sql) -> Result<Vec<KeyedText>, sqlx::Error> {
+        match self {
+            Source::Db(db) => crate::sql_fetch_all!(*db, KeyedText, sql),
+            Source::Tx(tx) => exec!(&mut **tx, conn => crate::bind_args!(
+                sqlx::query_as::<_, KeyedText>(sqlx::AssertSqlSafe(sql.text.clone())),
+                sql.args
+            )
+            .fetch_all(conn)
+            .await),
+        }
+    }
+}
+
+/// [`load_related`] in a transaction (a move reads what it writes under one lock).
+pub(crate) async fn load_related_tx(
+    tx: &mut Tx,
+    ids: &[CustomerId],
+) -> Result<Related, sqlx::Error> {
+    load_related_by(ids, Source::Tx(tx)).await
+}
+
+async fn load_related_by(
+    ids: &[CustomerId],
+    mut source: Source<'_>,
+) -> Result<Related, sqlx::Error> {
     let mut related = Related::default();
     if ids.is_empty() {
         return Ok(related);
@@ -227,7 +262,7 @@ pub(crate) async fn load_related(db: &Db, ids: &[CustomerId]) -> Result<Related,
     let phones = query(
         "SELECT customer_id, e164 AS a, raw AS b FROM customer_phones WHERE customer_id IN {ids} ORDER BY customer_id, position",
     );
-    for row in crate::sql_fetch_all!(db, KeyedText, &phones)? {
+    for row in source.fetch(&phones).await? {
         related
             .phones
             .entry(row.customer_id)
@@ -240,7 +275,7 @@ pub(crate) async fn load_related(db: &Db, ids: &[CustomerId]) -> Result<Related,
     let emails = query(
         "SELECT customer_id, email AS a, '' AS b FROM customer_emails WHERE customer_id IN {ids} ORDER BY customer_id, position",
     );
-    for row in crate::sql_fetch_all!(db, KeyedText, &emails)? {
+    for row in source.fetch(&emails).await? {
         related
             .emails
             .entry(row.customer_id)
@@ -250,7 +285,7 @@ pub(crate) async fn load_related(db: &Db, ids: &[CustomerId]) -> Result<Related,
     let identities = query(
         "SELECT customer_id, channel AS a, external_id AS b FROM customer_identities WHERE customer_id IN {ids} ORDER BY customer_id, added_at",
     );
-    for row in crate::sql_fetch_all!(db, KeyedText, &identities)? {
+    for row in source.fetch(&identities).await? {
         related
             .identities
             .entry(row.customer_id)
@@ -264,7 +299,7 @@ pub(crate) async fn load_related(db: &Db, ids: &[CustomerId]) -> Result<Related,
         "SELECT o.customer_id, u.id AS a, u.name AS b FROM customer_owners o JOIN users u ON u.id = o.user_id
          WHERE o.customer_id IN {ids} ORDER BY o.customer_id, o.since, u.id",
     );
-    for row in crate::sql_fetch_all!(db, KeyedText, &owners)? {
+    for row in source.fetch(&owners).await? {
         if let Ok(id) = row.a.parse() {
             related
                 .owners
@@ -276,7 +311,7 @@ pub(crate) async fn load_related(db: &Db, ids: &[CustomerId]) -> Result<Related,
     let tags = query(
         "SELECT customer_id, tag AS a, '' AS b FROM customer_tags WHERE customer_id IN {ids} ORDER BY customer_id, tag",
     );
-    for row in crate::sql_fetch_all!(db, KeyedText, &tags)? {
+    for row in source.fetch(&tags).await? {
         related.tags.entry(row.customer_id).or_default().push(row.a);
     }
     Ok(related)
@@ -292,6 +327,15 @@ pub async fn get(db: &Db, id: CustomerId) -> Result<Option<Customer>, sqlx::Erro
     })?;
     let Some(row) = row else { return Ok(None) };
     let mut related = load_related(db, &[id]).await?;
+    Ok(Some(row.into_customer(&mut related)))
+}
+
+/// [`get`] in a transaction.
+pub(crate) async fn get_tx(tx: &mut Tx, id: CustomerId) -> Result<Option<Customer>, sqlx::Error> {
+    let Some(row) = get_row_tx(tx, id).await? else {
+        return Ok(None);
+    };
+    let mut related = load_related_tx(tx, &[id]).await?;
     Ok(Some(row.into_customer(&mut related)))
 }
 

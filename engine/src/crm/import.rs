@@ -1263,9 +1263,13 @@ pub async fn resume_interrupted(
     Ok(reports)
 }
 
-/// Runs [`resume_interrupted`] every `every` until the task is dropped.
+/// Runs [`resume_interrupted`] every `every` (first after one period) until the task is
+/// dropped.
 pub async fn resume_loop(db: Db, definitions: std::sync::Arc<Definitions>, every: Duration) {
-    let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+    // The first look comes one period after start: an import a crash just stopped is not
+    // stale before then anyway.
+    let every = every.max(Duration::from_millis(10));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
