@@ -439,6 +439,20 @@ both_backends! {
         // The rep now sees exactly their three.
         let theirs: Value = rep.get("/api/pipelines/sales/board").await.json().await.unwrap();
         assert_eq!(theirs["columns"][0]["count"], 3);
+        // An owner-restricted board is read in one pass; it pages exactly like a column.
+        let two: Value = rep.get("/api/pipelines/sales/board?limit=2").await.json().await.unwrap();
+        let column: Value = rep.get("/api/pipelines/sales/board/potansiyel?limit=2").await.json().await.unwrap();
+        assert_eq!(two["columns"][0]["cards"], column["cards"]);
+        assert_eq!(two["columns"][0]["next_cursor"], column["next_cursor"]);
+        assert_eq!(two["columns"][0]["count"], 3);
+        assert_eq!(two["columns"][1]["count"], 0);
+        assert_eq!(two["columns"][1]["next_cursor"], Value::Null);
+        let c = two["columns"][0]["next_cursor"].as_str().expect("a next page");
+        let rest: Value = rep.get(&format!("/api/pipelines/sales/board/potansiyel?limit=2&cursor={c}")).await.json().await.unwrap();
+        assert_eq!(rest["cards"].as_array().unwrap().len(), 1);
+        assert_eq!(rest["next_cursor"], Value::Null);
+        let all: Value = rep.get("/api/pipelines/sales/board?limit=3").await.json().await.unwrap();
+        assert_eq!(all["columns"][0]["next_cursor"], Value::Null, "no next page when the column fits");
         // Bulk move: a result per item.
         let card_ids: Vec<Value> = cards.iter().take(2).map(|c| json!({"card_id": c["card_id"]})).collect::<Vec<_>>();
         let mut items = card_ids.clone();

@@ -206,6 +206,13 @@ fn decode_cursor(cursor: &str) -> Result<(String, String), ApiError> {
     Ok((key.to_string(), id.to_string()))
 }
 
+/// What a board card shows, from cards `c` joined to their customers `cu`.
+const PAGE_SELECT: &str = "SELECT c.id, c.customer_id, c.stage_id, c.version, c.fields, c.sort_key, c.stage_entered_at, c.created_at, c.updated_at,
+        cu.name, cu.source, cu.campaign, cu.emotional_score, cu.logical_score, cu.last_contact_at, cu.fields AS customer_fields,
+        (SELECT e164 FROM customer_phones ph WHERE ph.customer_id = c.customer_id ORDER BY ph.position LIMIT 1) AS phone,
+        (SELECT email FROM customer_emails em WHERE em.customer_id = c.customer_id ORDER BY em.position LIMIT 1) AS email
+ FROM cards c JOIN customers cu ON cu.id = c.customer_id";
+
 /// One column's cards (a page), `limit` at most.
 #[allow(clippy::too_many_arguments)]
 async fn column_page(
@@ -217,14 +224,9 @@ async fn column_page(
     cursor: Option<&str>,
     limit: u32,
 ) -> Result<(Vec<BoardRow>, Option<String>), ApiError> {
-    let mut sql = Sql::new(
-        "SELECT c.id, c.customer_id, c.stage_id, c.version, c.fields, c.sort_key, c.stage_entered_at, c.created_at, c.updated_at,
-                cu.name, cu.source, cu.campaign, cu.emotional_score, cu.logical_score, cu.last_contact_at, cu.fields AS customer_fields,
-                (SELECT e164 FROM customer_phones ph WHERE ph.customer_id = c.customer_id ORDER BY ph.position LIMIT 1) AS phone,
-                (SELECT email FROM customer_emails em WHERE em.customer_id = c.customer_id ORDER BY em.position LIMIT 1) AS email
-         FROM cards c JOIN customers cu ON cu.id = c.customer_id
-         WHERE c.closed_at IS NULL AND c.pipeline_id = ",
-    );
+    let mut sql = Sql::new(format!(
+        "{PAGE_SELECT} WHERE c.closed_at IS NULL AND c.pipeline_id = "
+    ));
     let p = sql.text_arg(pipeline.id.as_str());
     sql.push(&p);
     let s = sql.text_arg(stage);
@@ -269,6 +271,32 @@ async fn counts(
     filter: &Filter,
     policy: &RecordFilter,
 ) -> Result<HashMap<String, i64>, ApiError> {
+    // With an owner restriction (an owner filter or a sales rep's own view) the counts start
+    // from the owners' customers (a few percent of the cards) instead of scanning every card
+    // of the pipeline. `CROSS JOIN` makes SQLite keep that join order even without
+    // statistics (the engine never runs ANALYZE); PostgreSQL plans it freely.
+    let mut sql = Sql::new("SELECT c.stage_id, COUNT(*) AS n FROM ");
+    push_matching(&mut sql, pipeline, filter, policy);
+    sql.push(" GROUP BY c.stage_id");
+    let rows = crate::sql_fetch_all!(db, StageCount, &sql)?;
+    Ok(rows.into_iter().map(|r| (r.stage_id, r.n)).collect())
+}
+
+/// The owners whose customers restrict the board (an owner filter or a sales rep's own
+/// view), if any.
+fn owner_driver(filter: &Filter, policy: &RecordFilter) -> Option<Vec<String>> {
+    match policy {
+        RecordFilter::OwnedBy(user) => Some(vec![user.to_string()]),
+        _ if !filter.owners.is_empty() => {
+            Some(filter.owners.iter().map(|u| u.to_string()).collect())
+        }
+        _ => None,
+    }
+}
+
+/// `FROM … WHERE …` of the pipeline's open cards `c` matching the filter and policy (with
+/// the customer as `cu` when a condition needs it).
+fn push_matching(sql: &mut Sql, pipeline: &Pipeline, filter: &Filter, policy: &RecordFilter) {
     let needs_customer = !filter.sources.is_empty()
         || !filter.campaigns.is_empty()
         || filter.q.is_some()
@@ -276,18 +304,7 @@ async fn counts(
         || filter.emotional_max.is_some()
         || filter.logical_min.is_some()
         || filter.logical_max.is_some();
-    // With an owner restriction (an owner filter or a sales rep's own view) the counts start
-    // from the owners' customers (a few percent of the cards) instead of scanning every card
-    // of the pipeline. `CROSS JOIN` makes SQLite keep that join order even without
-    // statistics (the engine never runs ANALYZE); PostgreSQL plans it freely.
-    let mut sql = Sql::new("SELECT c.stage_id, COUNT(*) AS n FROM ");
-    let driver: Option<Vec<String>> = match policy {
-        RecordFilter::OwnedBy(user) => Some(vec![user.to_string()]),
-        _ if !filter.owners.is_empty() => {
-            Some(filter.owners.iter().map(|u| u.to_string()).collect())
-        }
-        _ => None,
-    };
+    let driver = owner_driver(filter, policy);
     match &driver {
         Some(users) => {
             let list = sql.in_list(users);
@@ -312,11 +329,78 @@ async fn counts(
     }
     let p = sql.text_arg(pipeline.id.as_str());
     sql.push(&p);
-    push_policy(&mut sql, policy, "c.customer_id");
-    filter.push_conditions(&mut sql, "c.customer_id");
-    sql.push(" GROUP BY c.stage_id");
-    let rows = crate::sql_fetch_all!(db, StageCount, &sql)?;
-    Ok(rows.into_iter().map(|r| (r.stage_id, r.n)).collect())
+    push_policy(sql, policy, "c.customer_id");
+    filter.push_conditions(sql, "c.customer_id");
+}
+
+#[derive(sqlx::FromRow)]
+struct Ranked {
+    id: CardId,
+    stage_id: String,
+    sort_key: String,
+    n: i64,
+    rn: i64,
+}
+
+/// The whole board in one pass over the matching cards when an owner restricts it: the
+/// owners' customers are a few percent of the cards, so reading them once (counts and each
+/// column's first `limit + 1` by window functions) beats one index walk per column that
+/// would skip over everyone else's cards. Then one query for the cards shown.
+async fn board_by_owner(
+    db: &Db,
+    pipeline: &Pipeline,
+    filter: &Filter,
+    policy: &RecordFilter,
+    limit: u32,
+) -> Result<
+    (
+        HashMap<String, i64>,
+        HashMap<String, (Vec<BoardRow>, Option<String>)>,
+    ),
+    ApiError,
+> {
+    let dir = match pipeline.card.order.direction {
+        Direction::Asc => "ASC",
+        Direction::Desc => "DESC",
+    };
+    let mut sql = Sql::new(format!(
+        "SELECT id, stage_id, sort_key, n, rn FROM (SELECT c.id, c.stage_id, c.sort_key,
+            COUNT(*) OVER (PARTITION BY c.stage_id) AS n,
+            ROW_NUMBER() OVER (PARTITION BY c.stage_id ORDER BY c.sort_key {dir}, c.id {dir}) AS rn
+         FROM "
+    ));
+    push_matching(&mut sql, pipeline, filter, policy);
+    sql.push(&format!(
+        ") ranked WHERE rn <= {} ORDER BY stage_id, rn",
+        limit + 1
+    ));
+    let ranked = crate::sql_fetch_all!(db, Ranked, &sql)?;
+    let mut counts = HashMap::new();
+    let mut shown = Vec::new();
+    let mut next: HashMap<String, String> = HashMap::new();
+    for r in &ranked {
+        counts.insert(r.stage_id.clone(), r.n);
+        if r.rn <= i64::from(limit) {
+            shown.push(r.id.to_string());
+            if r.rn == i64::from(limit) && r.n > i64::from(limit) {
+                next.insert(r.stage_id.clone(), encode_cursor(&r.sort_key, r.id));
+            }
+        }
+    }
+    let mut pages: HashMap<String, (Vec<BoardRow>, Option<String>)> = HashMap::new();
+    if !shown.is_empty() {
+        let mut sql = Sql::new(format!("{PAGE_SELECT} WHERE c.id IN "));
+        let list = sql.in_list(&shown);
+        sql.push(&list);
+        sql.push(&format!(" ORDER BY c.sort_key {dir}, c.id {dir}"));
+        for row in crate::sql_fetch_all!(db, BoardRow, &sql)? {
+            pages.entry(row.stage_id.clone()).or_default().0.push(row);
+        }
+    }
+    for (stage, cursor) in next {
+        pages.entry(stage).or_default().1 = Some(cursor);
+    }
+    Ok((counts, pages))
 }
 
 /// Owners and tags of the customers on a page, one query each.
@@ -514,11 +598,20 @@ pub async fn board(
     limit: u32,
 ) -> Result<Board, ApiError> {
     let limit = limit.clamp(1, 100);
-    let pages =
-        futures::future::try_join_all(pipeline.stages.iter().map(|stage| {
+    let (counts, pages) = if owner_driver(filter, policy).is_some() {
+        let (counts, mut by_stage) = board_by_owner(db, pipeline, filter, policy, limit).await?;
+        let pages = pipeline
+            .stages
+            .iter()
+            .map(|stage| by_stage.remove(stage.id.as_str()).unwrap_or_default())
+            .collect::<Vec<_>>();
+        (counts, pages)
+    } else {
+        let pages = futures::future::try_join_all(pipeline.stages.iter().map(|stage| {
             column_page(db, pipeline, stage.id.as_str(), filter, policy, None, limit)
         }));
-    let (counts, pages) = futures::try_join!(counts(db, pipeline, filter, policy), pages)?;
+        futures::try_join!(counts(db, pipeline, filter, policy), pages)?
+    };
     let mut columns = Vec::with_capacity(pipeline.stages.len());
     for (stage, (rows, next)) in pipeline.stages.iter().zip(pages) {
         columns.push(Column {
