@@ -330,7 +330,16 @@ fn push_matching(sql: &mut Sql, pipeline: &Pipeline, filter: &Filter, policy: &R
     let p = sql.text_arg(pipeline.id.as_str());
     sql.push(&p);
     push_policy(sql, policy, "c.customer_id");
-    filter.push_conditions(sql, "c.customer_id");
+    if driver.is_some() && !matches!(policy, RecordFilter::OwnedBy(_)) {
+        // The driver already is the owner filter.
+        let rest = Filter {
+            owners: Vec::new(),
+            ..filter.clone()
+        };
+        rest.push_conditions(sql, "c.customer_id");
+    } else {
+        filter.push_conditions(sql, "c.customer_id");
+    }
 }
 
 #[derive(sqlx::FromRow)]
