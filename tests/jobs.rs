@@ -18,7 +18,7 @@ use akis_engine::types::Timestamp;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::both_databases;
+use crate::{both_backends, both_databases};
 
 /// Upper bound for anything a test waits on.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -832,5 +832,88 @@ both_databases! {
             sqlx::query_scalar("SELECT e164 FROM customer_phones").fetch_one(pool).await
         }).expect("phone");
         assert_eq!(phone, "+905326100001");
+    }
+}
+
+both_backends! {
+    /// The whole road: staff move a card over HTTP, the move's transaction holds the
+    /// actions' jobs (the outbox), a worker sends each effect to the (fake) Graph API exactly
+    /// once in the documented shape, and the ledger records every effect done.
+    async fn a_card_move_reaches_meta_through_the_worker_exactly_once(app) {
+        // One fake Graph for both APIs: a Conversions API answer and a WhatsApp answer.
+        let answer = r#"{"events_received":1,"fbtrace_id":"AbC","messaging_product":"whatsapp","contacts":[{"input":"905327776655","wa_id":"905327776655"}],"messages":[{"id":"wamid.e2e"}]}"#;
+        let mut server = FakeServer::start(vec![], answer.into()).await;
+        let admin = app.login_as("admin").await;
+        app.login_as("manager").await;
+        let r = admin.post("/api/leads", serde_json::json!({
+            "name": "Deniz Kaya", "phone": "0532 777 66 55", "email": "Deniz.Kaya@Example.com",
+            "source": "meta_lead_ad", "whatsapp_consent": true, "marketing_consent": true,
+        })).await;
+        assert!(r.status().is_success(), "lead");
+        let lead: serde_json::Value = r.json().await.expect("json");
+        let card = lead["card_id"].as_str().expect("card").to_string();
+        let mut queued = Vec::new();
+        for (to, version, fields) in [
+            ("gorusuluyor", 1, serde_json::json!({})),
+            ("randevu", 2, serde_json::json!({"appointment_at": "2026-12-01T10:00:00Z"})),
+            ("kapora", 3, serde_json::json!({"deposit_amount": 1000})),
+        ] {
+            let r = admin.post(&format!("/api/cards/{card}/move"), serde_json::json!({"to": to, "expected_version": version, "fields": fields})).await;
+            assert_eq!(r.status(), reqwest::StatusCode::OK, "to {to}");
+            let moved: serde_json::Value = r.json().await.expect("json");
+            queued.extend(moved["jobs"].as_array().expect("jobs").iter().map(|j| j["kind"].as_str().expect("kind").to_string()));
+        }
+        queued.sort();
+        assert_eq!(queued, ["conversion_event", "conversion_event", "notify", "whatsapp_template"], "the outbox of the three moves");
+
+        let mut config = worker_config(&server.url);
+        config.definitions = app.config.definitions.clone();
+        let system = akis_worker::start(app.db.clone(), &config).await.expect("workers");
+        let mut events = Vec::new();
+        let mut sends = Vec::new();
+        for _ in 0..3 {
+            let request = server.next().await;
+            let body: serde_json::Value = serde_json::from_slice(&request.body).expect("json");
+            match request.path.as_str() {
+                "/v21.0/1234567890/events" => events.push(body),
+                "/v21.0/106540352242922/messages" => sends.push(body),
+                other => panic!("unexpected request to {other}"),
+            }
+        }
+        events.sort_by_key(|e| e["data"][0]["event_name"].as_str().unwrap_or_default().to_string());
+        let names: Vec<&str> = events.iter().map(|e| e["data"][0]["event_name"].as_str().expect("name")).collect();
+        assert_eq!(names, ["InitiateCheckout", "Schedule"]);
+        let deposit = &events[0]["data"][0];
+        assert_eq!(deposit["custom_data"]["value"], 1000.0);
+        assert_eq!(deposit["custom_data"]["currency"], "TRY");
+        // Hashed as Meta documents: trimmed, lower-cased, SHA-256; the phone as digits.
+        let sha = |s: &str| {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(s.as_bytes()))
+        };
+        assert_eq!(deposit["user_data"]["em"][0], sha("deniz.kaya@example.com"));
+        assert_eq!(deposit["user_data"]["ph"][0], sha("905327776655"));
+        assert_ne!(events[0]["data"][0]["event_id"], events[1]["data"][0]["event_id"]);
+        assert_eq!(sends.len(), 1);
+        assert_eq!(sends[0]["to"], "905327776655");
+        assert_eq!(sends[0]["template"]["name"], "randevu_onayi");
+        assert_eq!(sends[0]["template"]["components"][0]["parameters"][0]["text"], "Deniz Kaya");
+
+        // Every effect is recorded done exactly once, and nothing more is sent.
+        eventually("every effect is done", || async {
+            let states: Vec<String> = akis_engine::read!(&app.db, pool => {
+                sqlx::query_scalar("SELECT state FROM job_effects WHERE kind IN ('conversion_event', 'whatsapp_template')").fetch_all(pool).await
+            }).expect("effects");
+            states.len() == 3 && states.iter().all(|s| s == "done")
+        }).await;
+        eventually("the owner and the manager are notified", || async {
+            let n: i64 = akis_engine::read!(&app.db, pool => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM notifications").fetch_one(pool).await
+            }).expect("notifications");
+            n >= 1
+        }).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        server.assert_no_more();
+        system.shutdown(Duration::from_secs(5)).await;
     }
 }
