@@ -917,3 +917,180 @@ both_backends! {
         system.shutdown(Duration::from_secs(5)).await;
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Crash windows: a real `akis worker` process aborted at a fail point, then restarted.
+
+/// An `akis worker` process on `url`, sending to the fake Graph at `graph`. Its orphan
+/// timeout is one second (test-only), so a restarted worker takes back what a crashed one
+/// was running within seconds.
+fn worker_process(url: &str, graph: &str, fail_point: Option<&str>) -> ChildGuard {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_akis"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AKIS_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.arg("worker")
+        .env("AKIS_DATABASE_URL", url)
+        .env("AKIS_DEFINITIONS", crate::helpers::repo_root())
+        .env("AKIS_GRAPH_BASE_URL", graph)
+        .env("AKIS_META_ACCESS_TOKEN", "test-token")
+        .env("AKIS_META_PIXEL_ID", "1234567890")
+        .env("AKIS_WHATSAPP_PHONE_NUMBER_ID", "106540352242922")
+        .env("AKIS_LOG", "warn")
+        .env("AKIS_TEST_ORPHAN_MS", "1000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if let Some(point) = fail_point {
+        cmd.env("AKIS_TEST_FAILPOINT", point);
+    }
+    ChildGuard(cmd.spawn().expect("akis worker starts"))
+}
+
+/// Waits for a worker that should abort at its fail point.
+async fn crashes(mut worker: ChildGuard) {
+    for _ in 0..200 {
+        if let Some(status) = worker.0.try_wait().expect("wait") {
+            assert!(!status.success(), "the worker aborted at its fail point");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the worker never reached its fail point");
+}
+
+fn conversion_job(key: &EffectKey) -> ConversionEventJob {
+    ConversionEventJob {
+        effect_key: key.clone(),
+        customer_id: None,
+        event_name: "Purchase".into(),
+        event_time: Timestamp::parse("2026-11-25T10:00:00Z").expect("time"),
+        emails: vec!["musteri@example.com".into()],
+        phones: vec!["0532 123 45 67".into()],
+        first_name: None,
+        last_name: None,
+        external_id: None,
+        value_minor: Some(250_000),
+        currency: Some("TRY".into()),
+        lead_id: None,
+    }
+}
+
+/// (a) Died after `claimed`, before `sending`: the restarted worker sends exactly once.
+async fn crash_after_claim(backend: akis_engine::storage::Backend) {
+    let Some(guard) = crate::helpers::fresh_database(backend).await else {
+        return;
+    };
+    let db = crate::helpers::open(&guard).await;
+    let mut server =
+        FakeServer::start(vec![], fixture("whatsapp_send_success_response.json")).await;
+    let key = EffectKey::new("crash:claimed");
+    let id = transaction!(&db, tx => { akis_engine::jobs::enqueue(&mut *tx, &whatsapp_job(&key)).await })
+        .expect("enqueue");
+    crashes(worker_process(
+        &guard.url(),
+        &server.url,
+        Some("effect_claimed"),
+    ))
+    .await;
+    assert_eq!(effect_state(&db, &key).await, Some(EffectState::Claimed));
+    server.assert_no_more();
+
+    let _worker = worker_process(&guard.url(), &server.url, None);
+    let request = server.next().await;
+    assert_eq!(request.path, "/v21.0/106540352242922/messages");
+    eventually("the job is done", || async {
+        state_of(&db, id).await == Some(JobState::Done)
+    })
+    .await;
+    let effect = effects::get(&db, &key).await.expect("get").expect("exists");
+    assert_eq!(effect.state, EffectState::Done);
+    assert_eq!(effect.attempts, 1, "sent exactly once");
+    server.assert_no_more();
+    db.close().await;
+}
+
+/// (b) Died after the call, before recording its result: WhatsApp is never sent again (the
+/// effect is `unknown`); the Conversions API event is resent with the same `event_id`.
+async fn crash_after_call(backend: akis_engine::storage::Backend) {
+    let Some(guard) = crate::helpers::fresh_database(backend).await else {
+        return;
+    };
+    let db = crate::helpers::open(&guard).await;
+    let answer = r#"{"events_received":1,"fbtrace_id":"AbC","messaging_product":"whatsapp","contacts":[{"input":"905321234567","wa_id":"905321234567"}],"messages":[{"id":"wamid.crash"}]}"#;
+    let mut server = FakeServer::start(vec![], answer.into()).await;
+
+    let send = EffectKey::new("crash:called:whatsapp");
+    let send_job = transaction!(&db, tx => { akis_engine::jobs::enqueue(&mut *tx, &whatsapp_job(&send)).await })
+        .expect("enqueue");
+    crashes(worker_process(
+        &guard.url(),
+        &server.url,
+        Some("effect_called"),
+    ))
+    .await;
+    assert_eq!(server.next().await.path, "/v21.0/106540352242922/messages");
+    assert_eq!(effect_state(&db, &send).await, Some(EffectState::Sending));
+
+    let event = EffectKey::new("crash:called:conversion");
+    let event_job = transaction!(&db, tx => { akis_engine::jobs::enqueue(&mut *tx, &conversion_job(&event)).await })
+        .expect("enqueue");
+    crashes(worker_process(
+        &guard.url(),
+        &server.url,
+        Some("effect_called"),
+    ))
+    .await;
+    let first = server.next().await;
+    assert_eq!(first.path, "/v21.0/1234567890/events");
+    assert_eq!(effect_state(&db, &event).await, Some(EffectState::Sending));
+
+    let _worker = worker_process(&guard.url(), &server.url, None);
+    let again = server.next().await;
+    assert_eq!(
+        again.path, "/v21.0/1234567890/events",
+        "only the conversion event is sent again"
+    );
+    let a: serde_json::Value = serde_json::from_slice(&first.body).expect("json");
+    let b: serde_json::Value = serde_json::from_slice(&again.body).expect("json");
+    assert_eq!(a["data"][0]["event_id"], event.derived_id());
+    assert_eq!(
+        a, b,
+        "the resend is the same event, which Meta de-duplicates"
+    );
+    eventually("both jobs end", || async {
+        state_of(&db, send_job).await == Some(JobState::Dead)
+            && state_of(&db, event_job).await == Some(JobState::Done)
+    })
+    .await;
+    assert_eq!(
+        effect_state(&db, &send).await,
+        Some(EffectState::Unknown),
+        "for an admin to resolve"
+    );
+    assert_eq!(effect_state(&db, &event).await, Some(EffectState::Done));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.assert_no_more();
+    db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_after_claiming_sends_once_after_restart_sqlite() {
+    crash_after_claim(akis_engine::storage::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_after_claiming_sends_once_after_restart_postgres() {
+    crash_after_claim(akis_engine::storage::Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_after_the_call_never_resends_blindly_sqlite() {
+    crash_after_call(akis_engine::storage::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_after_the_call_never_resends_blindly_postgres() {
+    crash_after_call(akis_engine::storage::Backend::Postgres).await;
+}

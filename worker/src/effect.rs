@@ -17,6 +17,21 @@ pub struct Sent {
     pub external_id: Option<String>,
 }
 
+/// Crash points for the crash-window tests, compiled in only with the `failpoints` feature
+/// (enabled for the workspace's own tests, never in a release build):
+/// `AKIS_TEST_FAILPOINT=<name>` aborts the process there, as a power cut would.
+#[cfg(feature = "failpoints")]
+fn fail_point(name: &str) {
+    if std::env::var("AKIS_TEST_FAILPOINT").is_ok_and(|v| v == name) {
+        eprintln!("fail point {name}: aborting");
+        std::process::abort();
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+fn fail_point(_: &str) {}
+
 fn db_error(e: impl std::fmt::Display) -> JobError {
     JobError::transient(format!("effect ledger: {e}"))
 }
@@ -56,12 +71,14 @@ where
         Decision::Proceed => matches!(claim, Claim::Sending { .. }),
         Decision::ResendSameId => true,
     };
+    fail_point("effect_claimed");
     // Committed before the call: if we die during it, the next run knows.
     if !effects::mark_sending(db, key).await.map_err(db_error)? {
         return Ok(());
     }
     match call(repeat).await {
         Ok(sent) => {
+            fail_point("effect_called");
             effects::mark_done(db, key, sent.external_id.as_deref())
                 .await
                 .map_err(db_error)?;

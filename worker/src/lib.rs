@@ -37,14 +37,36 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Process-wide job settings from the configuration.
 pub fn system_options(config: &JobsConfig) -> SystemOptions {
     let day = 24 * 3600;
-    SystemOptions {
+    test_overrides(SystemOptions {
         orphan_timeout: Duration::from_secs(config.job_orphan_timeout_secs),
         retention: Retention {
             finished: Duration::from_secs(config.job_history_days.max(1) * day),
             dead: Duration::from_secs(config.job_dead_days.max(1) * day),
         },
         ..SystemOptions::default()
+    })
+}
+
+/// Crash-window tests restart a worker and need a dead worker's jobs back within seconds:
+/// with the `failpoints` feature (tests only), `AKIS_TEST_ORPHAN_MS` shortens the orphan
+/// timeout, heartbeat and maintenance tick. Production keeps the 60-second floor.
+#[cfg(feature = "failpoints")]
+fn test_overrides(mut options: SystemOptions) -> SystemOptions {
+    if let Some(ms) = std::env::var("AKIS_TEST_ORPHAN_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        options.allow_short_orphan_timeout = true;
+        options.orphan_timeout = Duration::from_millis(ms);
+        options.heartbeat_interval = Duration::from_millis((ms / 4).max(10));
+        options.maintenance_interval = Duration::from_millis((ms / 2).max(10));
     }
+    options
+}
+
+#[cfg(not(feature = "failpoints"))]
+fn test_overrides(options: SystemOptions) -> SystemOptions {
+    options
 }
 
 /// Per-queue settings: concurrency from the configuration, batches as large as the free
