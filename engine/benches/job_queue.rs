@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! AKIS_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres \
-//!   cargo bench -p akis-engine --bench job_queue -- [latency] [throughput] [multiproc] \
+//!   cargo bench -p akis-engine --bench job_queue -- [latency] [throughput] [multiproc] [defaults] \
 //!   [--backend sqlite|postgres] [--runs 3] [--sustained 200000] [--sustained-runs N] [--drain 5000]
 //! ```
 //!
@@ -14,6 +14,8 @@
 //!   configuration); then our layer's sustained rate after `--sustained` jobs vs its first
 //!   2,000.
 //! - `multiproc` (PostgreSQL): two worker processes (this binary re-executed) drain 40,000.
+//! - `defaults` (only when named): raw apalis out of the box (no wake-up, 30 s heartbeat),
+//!   20 jobs pushed one per second into an idle worker, for contrast.
 //!
 //! Each scenario runs `--runs` times on a fresh database; the summary gives median and max.
 
@@ -420,6 +422,20 @@ mod raw {
         defaults: bool,
     ) -> tokio::task::JoinHandle<()> {
         let name = format!("raw-sqlite-{}", uuid::Uuid::now_v7().simple());
+        if defaults {
+            // Out of the box: no wake-up stream, polling on the heartbeat.
+            drop(listener);
+            let backend = apalis_sqlite::SqliteStorage::<Noop>::new(pool)
+                .with_config(sqlite_config(defaults));
+            let worker = WorkerBuilder::new(name)
+                .backend(backend)
+                .concurrency(CONCURRENCY)
+                .data(recorder)
+                .build(handler);
+            return tokio::spawn(async move {
+                let _ = worker.run().await;
+            });
+        }
         let backend = apalis_sqlite::SqliteStorage::<Noop>::new(pool)
             .with_config(sqlite_config(defaults))
             .poll_with_stream(listener);
@@ -439,6 +455,19 @@ mod raw {
         defaults: bool,
     ) -> tokio::task::JoinHandle<()> {
         let name = format!("raw-pg-{}", uuid::Uuid::now_v7().simple());
+        if defaults {
+            // Out of the box: no LISTEN/NOTIFY, polling on the heartbeat.
+            let backend = apalis_postgres::PostgresStorage::<Noop>::new(pool)
+                .with_config(pg_config(defaults));
+            let worker = WorkerBuilder::new(name)
+                .backend(backend)
+                .concurrency(CONCURRENCY)
+                .data(recorder)
+                .build(handler);
+            return tokio::spawn(async move {
+                let _ = worker.run().await;
+            });
+        }
         let backend = apalis_postgres::PostgresStorage::<Noop>::new(pool)
             .with_config(pg_config(defaults))
             .with_pubsub();
@@ -508,6 +537,26 @@ async fn raw_latency(backend: Backend, bench: &BenchDb, count: usize) -> (f64, f
     // Let the worker register and go idle before the steady phase.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut tick = tokio::time::interval(Duration::from_millis(5));
+    for _ in 0..count {
+        tick.tick().await;
+        raw_push(&raw, 1, None).await;
+    }
+    wait_processed(&recorder, count as u64).await;
+    worker.abort();
+    summarize(&recorder).await
+}
+
+/// Raw apalis with its DEFAULT configuration (no wake-up on insert, 30 s heartbeat), for
+/// contrast: `count` jobs pushed one per second into an idle worker.
+async fn raw_defaults_latency(backend: Backend, bench: &BenchDb, count: usize) -> (f64, f64, f64) {
+    let mut raw = raw_open(backend, bench).await;
+    let recorder = Arc::new(Recorder {
+        record_latency: true,
+        ..Recorder::default()
+    });
+    let worker = raw_start(&mut raw, recorder.clone(), true);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     for _ in 0..count {
         tick.tick().await;
         raw_push(&raw, 1, None).await;
@@ -646,7 +695,8 @@ async fn main() {
             b
         }
     };
-    let scenarios: Vec<&str> = ["latency", "throughput", "multiproc"]
+    // `defaults` (raw apalis out of the box, ≈30 s per sample) only when asked for.
+    let scenarios: Vec<&str> = ["latency", "throughput", "multiproc", "defaults"]
         .into_iter()
         .filter(|s| args.iter().any(|a| a == s))
         .collect();
@@ -735,9 +785,35 @@ async fn main() {
                 min_of(&raw_r),
                 mo / mr * 100.0
             );
+            let ratios: Vec<f64> = first
+                .iter()
+                .zip(&after)
+                .map(|(f, a)| a / f * 100.0)
+                .collect();
+            let (mratio, _) = median_max(&ratios);
             println!(
-                "SUMMARY {backend:?} sustained: first 2k median {mf:.0} jobs/s; after {sustained} median {ma:.0} (max {xa:.0}); ratio {:.0}%",
-                ma / mf * 100.0
+                "SUMMARY {backend:?} sustained: first 2k median {mf:.0} jobs/s; after {sustained} median {ma:.0} (max {xa:.0}); per-run ratio median {mratio:.0}% (min {:.0}%)",
+                min_of(&ratios)
+            );
+        }
+        if scenarios.contains(&"defaults") {
+            let mut rs = Vec::new();
+            for run in 0..runs {
+                let bench = BenchDb::fresh(backend, &pg).await;
+                let r = raw_defaults_latency(backend, &bench, 20).await;
+                println!(
+                    "{backend:?} latency raw apalis DEFAULTS run {run}: p50 {:.0} ms p99 {:.0} ms max {:.0} ms",
+                    r.0, r.1, r.2
+                );
+                rs.push(r);
+                bench.drop_pg().await;
+            }
+            let p50: Vec<f64> = rs.iter().map(|r| r.0).collect();
+            let max: Vec<f64> = rs.iter().map(|r| r.2).collect();
+            let (m50, x50) = median_max(&p50);
+            let (mmax, xmax) = median_max(&max);
+            println!(
+                "SUMMARY {backend:?} latency raw apalis defaults: p50 median {m50:.0} ms (max {x50:.0}); max median {mmax:.0} ms (max {xmax:.0})"
             );
         }
         if backend == Backend::Postgres && scenarios.contains(&"multiproc") {
