@@ -1222,7 +1222,6 @@ pub async fn resume_interrupted(
     struct Interrupted {
         id: String,
         file_name: String,
-        file: Vec<u8>,
         created_by: Option<UserId>,
         report: String,
     }
@@ -1232,7 +1231,7 @@ pub async fn resume_interrupted(
     );
     let found: Vec<Interrupted> = crate::read!(db, pool => {
         sqlx::query_as(
-            "SELECT id, file_name, file, created_by, report FROM imports
+            "SELECT id, file_name, created_by, report FROM imports
              WHERE state IN ('running', 'failed') AND updated_at < $1 AND file IS NOT NULL
                AND NOT dry_run AND attempts < $2
              ORDER BY created_at")
@@ -1240,6 +1239,15 @@ pub async fn resume_interrupted(
     })?;
     let mut reports = Vec::new();
     for found in found {
+        // Files are read one at a time (each up to MAX_STORED_FILE); gone means another
+        // node finished it meanwhile.
+        let file: Option<Vec<u8>> = crate::read!(db, pool => {
+            sqlx::query_scalar("SELECT file FROM imports WHERE id = $1 AND file IS NOT NULL")
+                .bind(&found.id).fetch_optional(pool).await
+        })?;
+        let Some(file) = file else {
+            continue;
+        };
         let stored: StoredReport = serde_json::from_str(&found.report).unwrap_or_default();
         let options = ImportOptions {
             file_name: found.file_name,
@@ -1249,7 +1257,7 @@ pub async fn resume_interrupted(
             entered_by_owns: stored.entered_by_owns,
             ..ImportOptions::default()
         };
-        let prepared = match prepare(db, definitions, &found.file, &options).await {
+        let prepared = match prepare(db, definitions, &file, &options).await {
             Ok(prepared) => prepared,
             // Taken by another node meanwhile.
             Err(ApiError::Client { .. }) => continue,

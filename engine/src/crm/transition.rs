@@ -111,6 +111,8 @@ async fn load_in(tx: &mut Tx, card: CardId) -> Result<Option<Loaded>, ApiError> 
 /// of reader connections whose caches every commit invalidates (≈10 reads per move), and
 /// the version check is exact; on PostgreSQL the row is read as committed and the
 /// versioned `UPDATE` settles a race.
+/// The guard runs under that lock too: a rule call is bounded by its ≈50 ms deadline
+/// (`rules`), so even a looping guard holds it briefly.
 pub async fn move_card(
     db: &Db,
     definitions: &Definitions,
