@@ -41,9 +41,15 @@ enum Command {
         /// Address to listen on [env: AKIS_LISTEN]
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
-        /// Do not run job workers in this process (run `akis worker` elsewhere).
+        /// Do not run job workers in this process (run `akis worker` elsewhere). Such an
+        /// API node always serves the definitions stored in the database.
         #[arg(long)]
         no_workers: bool,
+        /// Apply the local definition files as a reload at start-up (`true`), or serve the
+        /// version stored in the database (`false`). Default: true on SQLite, false on
+        /// PostgreSQL [env: AKIS_APPLY_DEFINITIONS]
+        #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+        apply_definitions: Option<bool>,
     },
     /// Run job workers only.
     Worker,
@@ -56,6 +62,33 @@ enum Command {
     },
     /// Print the JSON Schema of the definition files (for editor autocompletion).
     Schema,
+    /// Validate the definition files and put them in force on every running node (through
+    /// the database: servers and workers pick the new version up within seconds).
+    Reload {
+        /// Folder holding workflows/, rules/ and templates/ (default: AKIS_DEFINITIONS or .)
+        dir: Option<PathBuf>,
+    },
+    /// Dry-run a card move: the guard's verdict, missing fields, the timeline entries and
+    /// jobs it would write — without writing anything. Simulates the stored definitions,
+    /// or the files of `--definitions DIR` when given.
+    Simulate {
+        /// The card id.
+        #[arg(long)]
+        card: String,
+        /// The target stage id.
+        #[arg(long)]
+        to: String,
+        /// A card field entered with the move, `name=value` (JSON values allowed:
+        /// `deposit_amount={"amount":"5000","currency":"TRY"}`). Repeatable.
+        #[arg(long = "field", value_name = "NAME=VALUE")]
+        fields: Vec<String>,
+        /// Move as this user (email); default: the system.
+        #[arg(long = "as", value_name = "EMAIL")]
+        as_user: Option<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage users (e.g. create the first admin).
     User {
         #[command(subcommand)]
@@ -122,11 +155,30 @@ fn main() -> ExitCode {
         Command::Serve { listen, .. } | Command::Demo { listen } => listen.clone(),
         _ => None,
     };
+    let apply_definitions = match &cli.command {
+        Command::Serve {
+            no_workers: true,
+            apply_definitions: Some(true),
+            ..
+        } => {
+            return fail(&anyhow::anyhow!(
+                "an API node started with --no-workers serves the definitions stored in the database; put new files in force with `akis reload` or POST /api/admin/definitions/reload"
+            ));
+        }
+        Command::Serve {
+            no_workers: true, ..
+        } => Some(false),
+        Command::Serve {
+            apply_definitions, ..
+        } => *apply_definitions,
+        _ => None,
+    };
     let overrides = Overrides {
         database_url: cli.database_url.clone(),
         listen,
         definitions: cli.definitions.clone(),
         data_dir: cli.data_dir.clone(),
+        apply_definitions,
     };
     let config = match Config::load(cli.config.as_deref(), &overrides) {
         Ok(config) => config,
@@ -154,14 +206,19 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&anyhow::Error::new(e).context("cannot start the async runtime")),
     };
-    let result = runtime.block_on(run(cli.command, config));
+    let explicit_definitions = cli.definitions.clone();
+    let result = runtime.block_on(run(cli.command, config, explicit_definitions));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
 }
 
-async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+async fn run(
+    command: Command,
+    config: Config,
+    explicit_definitions: Option<PathBuf>,
+) -> anyhow::Result<()> {
     match command {
         Command::Serve { no_workers, .. } => {
             let app = App::build(config).await?;
@@ -170,7 +227,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 None
             } else {
                 let state = app.state();
-                Some(akis_worker::start(state.db.clone(), &state.config).await?)
+                Some(
+                    akis_worker::start(state.db.clone(), &state.config, state.definitions.clone())
+                        .await?,
+                )
             };
             app.run_until_stopped(async move {
                 app::shutdown_signal().await;
@@ -182,7 +242,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Demo { .. } => {
             let app = App::build(config).await?;
-            akis_engine::demo::seed(&app.state().db, &app.state().definitions).await?;
+            akis_engine::demo::seed(&app.state().db, &app.state().defs()).await?;
             eprintln!(
                 "Akış demo: http://{} — log in as {} / {} (API reference at /docs)",
                 app.local_addr(),
@@ -210,8 +270,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             command: UserCommand::Create { email, name, role },
         } => {
             let password = read_password()?;
-            let definitions = app::load_definitions(&config)?;
             let db = app::open_database(&config).await?;
+            let definitions = app::definitions_for_tools(&config, &db).await?;
             let user = akis_engine::users::store::create_from_cli(
                 &db,
                 &definitions,
@@ -241,8 +301,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         } => {
             let bytes = std::fs::read(&file)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
-            let definitions = app::load_definitions(&config)?;
             let db = app::open_database(&config).await?;
+            let definitions = app::definitions_for_tools(&config, &db).await?;
             let options = import::ImportOptions {
                 file_name: file.file_name().map_or_else(
                     || file.display().to_string(),
@@ -266,7 +326,197 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             db.close().await;
             result
         }
+        Command::Reload { dir } => {
+            let dir = dir.unwrap_or_else(|| config.definitions.clone());
+            let db = app::open_database(&config).await?;
+            let result = reload(&db, &config, &dir).await;
+            db.close().await;
+            result
+        }
+        Command::Simulate {
+            card,
+            to,
+            fields,
+            as_user,
+            json,
+        } => {
+            let db = app::open_database(&config).await?;
+            let result = simulate(
+                &db,
+                &config,
+                explicit_definitions,
+                card,
+                to,
+                fields,
+                as_user,
+                json,
+            )
+            .await;
+            db.close().await;
+            result
+        }
         Command::Check { .. } | Command::Schema => Ok(()),
+    }
+}
+
+/// `akis reload [DIR]`: validate, store and activate; every running node follows.
+async fn reload(
+    db: &akis_engine::storage::Db,
+    config: &Config,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    use akis_engine::runtime;
+    let sources = runtime::local_sources(dir).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let live = akis_engine::definitions::LiveDefinitions::new(
+        app::definitions_for_tools(config, db).await?,
+    );
+    let client = akis_engine::audit::ClientInfo::default();
+    let who = runtime::Who {
+        actor: None,
+        origin: runtime::Origin::Cli,
+        client: &client,
+    };
+    match runtime::apply(db, &live, sources, who).await {
+        Ok(applied) => {
+            for w in &applied.warnings {
+                eprintln!("{}", w.text);
+            }
+            if !applied.changed {
+                println!(
+                    "the definitions in {} are already in force (version {})",
+                    dir.display(),
+                    applied.version
+                );
+                return Ok(());
+            }
+            println!(
+                "version {} is now in force (was {}); running servers and workers pick it up within {} s",
+                applied.version,
+                applied.previous_version.as_deref().unwrap_or("none"),
+                runtime::POLL_INTERVAL.as_secs().max(1)
+            );
+            for m in &applied.moved {
+                println!(
+                    "moved {} card(s) of pipeline {} from {} to {}",
+                    m.cards, m.pipeline, m.from, m.to
+                );
+            }
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("{}", e.report());
+            anyhow::bail!(
+                "the definitions in {} were not accepted; the running version keeps serving",
+                dir.display()
+            )
+        }
+    }
+}
+
+/// `akis simulate`: a dry run of one move, printed for people (or as JSON).
+#[allow(clippy::too_many_arguments)]
+async fn simulate(
+    db: &akis_engine::storage::Db,
+    config: &Config,
+    explicit_definitions: Option<PathBuf>,
+    card: String,
+    to: String,
+    fields: Vec<String>,
+    as_user: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use akis_engine::runtime::{self, dry_run};
+    let definitions = match explicit_definitions {
+        Some(dir) => {
+            let sources = runtime::local_sources(&dir).map_err(|d| anyhow::anyhow!("{d}"))?;
+            runtime::validate(sources)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "the definitions in {} are invalid:\n{}",
+                        dir.display(),
+                        e.report()
+                    )
+                })?
+                .0
+        }
+        None => app::definitions_for_tools(config, db).await?,
+    };
+    let card = card
+        .parse()
+        .map_err(|_| anyhow::anyhow!("`{card}` is not a card id"))?;
+    let mut values = serde_json::Map::new();
+    for f in fields {
+        let (name, value) = f
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--field takes name=value, got `{f}`"))?;
+        let value = serde_json::from_str(value)
+            .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+        values.insert(name.to_string(), value);
+    }
+    let (by, locale) = match as_user {
+        Some(email) => {
+            let email = email.trim().to_lowercase();
+            let (user, _) = akis_engine::users::store::find_for_login(db, &email)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user with the email {email}"))?;
+            (Some(user.id), user.locale)
+        }
+        None => (None, "tr".to_string()),
+    };
+    let simulation = dry_run::Simulation {
+        card,
+        to,
+        fields: values,
+        by,
+        locale,
+    };
+    let result = dry_run::simulate(db, &definitions, simulation)
+        .await
+        .map_err(plain)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+        return Ok(());
+    }
+    println!(
+        "card {}: {} → {} under definitions {}",
+        result.card_id, result.from, result.to, result.definitions_version
+    );
+    match &result.refusal {
+        Some(r) => {
+            println!("REFUSED ({}): {}", r.code, r.message);
+            for (field, why) in &r.fields {
+                println!("  {field}: {why}");
+            }
+        }
+        None => {
+            println!("allowed; nothing was written");
+            for e in &result.timeline {
+                println!("timeline: {} {}", e.kind, e.data);
+            }
+            for j in &result.jobs {
+                match &j.skipped {
+                    Some(why) => println!("job {}: skipped ({why})", j.kind),
+                    None => println!(
+                        "job {}: {}",
+                        j.kind,
+                        j.payload
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default()
+                    ),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn plain(e: akis_engine::http::ApiError) -> anyhow::Error {
+    match e {
+        akis_engine::http::ApiError::Client { message, .. }
+        | akis_engine::http::ApiError::Definitions { message, .. } => anyhow::anyhow!(message),
+        akis_engine::http::ApiError::Internal(e) => e,
     }
 }
 
@@ -279,6 +529,7 @@ async fn import_leads(
 ) -> anyhow::Result<()> {
     let plain = |e: akis_engine::http::ApiError| match e {
         akis_engine::http::ApiError::Client { message, .. } => anyhow::anyhow!(message),
+        akis_engine::http::ApiError::Definitions { message, .. } => anyhow::anyhow!(message),
         akis_engine::http::ApiError::Internal(e) => e,
     };
     let prepared = import::prepare(db, definitions, bytes, options)

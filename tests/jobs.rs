@@ -18,6 +18,7 @@ use akis_engine::types::Timestamp;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::helpers::{ChildGuard, eventually};
 use crate::{both_backends, both_databases};
 
 /// Upper bound for anything a test waits on.
@@ -118,26 +119,6 @@ async fn next_run(rx: &mut mpsc::UnboundedReceiver<Ran>, within: Duration) -> Ra
         .await
         .expect("a job started before the deadline")
         .expect("runner alive")
-}
-
-/// Awaits a condition the test cannot be notified of (a row the finisher writes after the
-/// handler returned), checking it every few milliseconds up to a deadline.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 async fn state_of(db: &Db, id: JobId) -> Option<JobState> {
@@ -483,7 +464,7 @@ async fn effect_state(db: &Db, key: &EffectKey) -> Option<EffectState> {
 both_databases! {
     async fn a_webhook_is_posted_once_with_a_verifiable_signature(db) {
         let mut server = FakeServer::start(vec![], "{}".into()).await;
-        let system = akis_worker::start(db.clone(), &worker_config(&server.url)).await.expect("workers");
+        let system = akis_worker::start(db.clone(), &worker_config(&server.url), crate::helpers::live_definitions()).await.expect("workers");
         let key = EffectKey::new("v1:card-1:event-1:0");
         let job = WebhookJob {
             effect_key: key.clone(),
@@ -576,7 +557,7 @@ fn whatsapp_job(key: &EffectKey) -> WhatsappTemplateJob {
 both_databases! {
     async fn a_whatsapp_template_is_sent_once_and_its_message_id_recorded(db) {
         let mut server = FakeServer::start(vec![], fixture("whatsapp_send_success_response.json")).await;
-        let system = akis_worker::start(db.clone(), &worker_config(&server.url)).await.expect("workers");
+        let system = akis_worker::start(db.clone(), &worker_config(&server.url), crate::helpers::live_definitions()).await.expect("workers");
         let key = EffectKey::new("v1:card-3:event-1:2");
         let id = transaction!(&db, tx => { akis_engine::jobs::enqueue(&mut *tx, &whatsapp_job(&key)).await }).expect("enqueue");
         let request = server.next().await;
@@ -600,7 +581,7 @@ both_databases! {
 both_databases! {
     async fn an_expired_token_kills_a_whatsapp_job_at_once_with_its_reason(db) {
         let mut server = FakeServer::start(vec![(401, fixture("whatsapp_error_response_190_expired_token.json"))], "{}".into()).await;
-        let system = akis_worker::start(db.clone(), &worker_config(&server.url)).await.expect("workers");
+        let system = akis_worker::start(db.clone(), &worker_config(&server.url), crate::helpers::live_definitions()).await.expect("workers");
         let key = EffectKey::new("v1:card-4:event-1:0");
         let id = transaction!(&db, tx => { akis_engine::jobs::enqueue(&mut *tx, &whatsapp_job(&key)).await }).expect("enqueue");
         server.next().await;
@@ -620,7 +601,7 @@ both_databases! {
         // A previous run committed `sending` and died during the call.
         effects::claim(&db, &key, "whatsapp_template", JobId::new()).await.expect("claim");
         assert!(effects::mark_sending(&db, &key).await.expect("sending"));
-        let system = akis_worker::start(db.clone(), &worker_config(&server.url)).await.expect("workers");
+        let system = akis_worker::start(db.clone(), &worker_config(&server.url), crate::helpers::live_definitions()).await.expect("workers");
         let id = transaction!(&db, tx => { akis_engine::jobs::enqueue(&mut *tx, &whatsapp_job(&key)).await }).expect("enqueue");
         eventually("the job ends", || async { state_of(&db, id).await == Some(JobState::Dead) }).await;
         assert_eq!(effect_state(&db, &key).await, Some(EffectState::Unknown));
@@ -714,16 +695,6 @@ async fn three_worker_processes_on_postgres_deliver_every_effect_exactly_once() 
     drop(guard);
 }
 
-/// Kills a child process when dropped (also when the test panics).
-struct ChildGuard(std::process::Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 crate::both_backends! {
     async fn admins_see_queue_health_and_prometheus_metrics(app) {
         let rep = app.login_as("sales").await;
@@ -767,7 +738,7 @@ crate::both_backends! {
         // A job that dies (no webhook secret configured) can be retried.
         let job2 = WebhookJob { effect_key: EffectKey::new("admin-test:2"), ..job.clone() };
         let id2 = transaction!(&app.db, tx => { akis_engine::jobs::enqueue(&mut *tx, &job2).await }).expect("enqueue");
-        let system = akis_worker::start(app.db.clone(), &app.config).await.expect("workers");
+        let system = akis_worker::start(app.db.clone(), &app.config, app.definitions.clone()).await.expect("workers");
         eventually("the job dies", || async { state_of(&app.db, id2).await == Some(JobState::Dead) }).await;
         system.shutdown(Duration::from_secs(5)).await;
         let dead: serde_json::Value = admin.get(&format!("/api/admin/jobs/{id2}")).await.json().await.unwrap();
@@ -802,7 +773,7 @@ both_databases! {
             .replace("<FORM_ID>", "445566")
             .replace("\"name\": \"email\"", "\"name\": \"phone_number\",\n    \"values\": [\"+90 532 610 00 01\"]\n  },\n  {\n    \"name\": \"email\"");
         let mut server = FakeServer::start(vec![], lead).await;
-        let system = akis_worker::start(db.clone(), &worker_config(&server.url)).await.expect("workers");
+        let system = akis_worker::start(db.clone(), &worker_config(&server.url), crate::helpers::live_definitions()).await.expect("workers");
         let job = akis_engine::jobs::LeadFetchJob {
             leadgen_id: "123123123123".into(),
             page_id: Some("153125381133".into()),
@@ -868,7 +839,7 @@ both_backends! {
 
         let mut config = worker_config(&server.url);
         config.definitions = app.config.definitions.clone();
-        let system = akis_worker::start(app.db.clone(), &config).await.expect("workers");
+        let system = akis_worker::start(app.db.clone(), &config, app.definitions.clone()).await.expect("workers");
         let mut events = Vec::new();
         let mut sends = Vec::new();
         for _ in 0..3 {
@@ -925,12 +896,7 @@ both_backends! {
 /// timeout is one second (test-only), so a restarted worker takes back what a crashed one
 /// was running within seconds.
 fn worker_process(url: &str, graph: &str, fail_point: Option<&str>) -> ChildGuard {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_akis"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("AKIS_") {
-            cmd.env_remove(key);
-        }
-    }
+    let mut cmd = crate::helpers::akis_command();
     cmd.arg("worker")
         .env("AKIS_DATABASE_URL", url)
         .env("AKIS_DEFINITIONS", crate::helpers::repo_root())

@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod definitions_runtime;
 mod foundation;
 mod import;
 mod jobs;

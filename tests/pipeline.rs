@@ -624,7 +624,7 @@ both_backends! {
         let other = app.login_as("manager").await;
         let admin = app.login_as("admin").await;
         execute(&app.db, "UPDATE users SET locale = 'en' WHERE role = 'manager'").await;
-        let system = akis_worker::start(app.db.clone(), &app.config).await.expect("workers");
+        let system = akis_worker::start(app.db.clone(), &app.config, app.definitions.clone()).await.expect("workers");
         // The only sales rep gets the new lead by the assignment rule: a `yeni_lead` job.
         lead(&admin, json!({"name": "Hakan Ateş", "phone": "0532 900 00 01", "source": "web_form"})).await;
         let mut unread = 0;

@@ -10,15 +10,27 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::definitions::Definitions;
-use crate::storage::{Db, StorageOptions};
+use crate::definitions::{Definitions, LiveDefinitions};
+use crate::runtime::{self, StartupMode, VersionCache};
+use crate::storage::{Backend, Db, StorageOptions};
 
 /// Shared state handed to every handler. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub db: Db,
-    pub definitions: Arc<Definitions>,
+    /// The running definition set; a reload swaps it (see [`crate::runtime`]).
+    pub definitions: LiveDefinitions,
+    /// Older stored versions, loaded on demand (diffs; work orders keep theirs).
+    pub versions: VersionCache,
+}
+
+impl AppState {
+    /// The definition set in force now. A handler takes it once and keeps it, so one
+    /// request sees one version.
+    pub fn defs(&self) -> Arc<Definitions> {
+        self.definitions.current()
+    }
 }
 
 /// A built, not yet running, server.
@@ -38,8 +50,43 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-/// Loads the definition set the server will run, refusing an invalid one with every
-/// diagnostic.
+/// Whether a starting server applies its local definition files or serves the stored
+/// version: `apply_definitions` when set, otherwise apply on SQLite (one node) and serve
+/// the stored version on PostgreSQL (a node restarted with stale files must not roll the
+/// cluster back).
+pub fn startup_mode(config: &Config, db: &Db) -> StartupMode {
+    if config
+        .apply_definitions
+        .unwrap_or(db.backend() == Backend::Sqlite)
+    {
+        StartupMode::ApplyLocal
+    } else {
+        StartupMode::Stored
+    }
+}
+
+/// The definitions a command-line tool works with: the version in force in the database,
+/// or — on a database that has none yet — the local files.
+pub async fn definitions_for_tools(config: &Config, db: &Db) -> anyhow::Result<Arc<Definitions>> {
+    if let Some((version, _)) = runtime::current_stored(db).await? {
+        let sources = runtime::stored_sources(db, &version)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .ok_or_else(|| {
+                anyhow::anyhow!("the stored definitions version {version} is missing")
+            })?;
+        let (defs, _) = runtime::validate(sources).await.map_err(|e| {
+            anyhow::anyhow!(
+                "the stored definitions version {version} does not load with this version of akis:\n{}",
+                e.report()
+            )
+        })?;
+        return Ok(defs);
+    }
+    load_definitions(config)
+}
+
+/// Loads the local definition set, refusing an invalid one with every diagnostic.
 pub fn load_definitions(config: &Config) -> anyhow::Result<Arc<Definitions>> {
     match Definitions::load_for_server(&config.definitions) {
         Ok((definitions, warnings)) => {
@@ -71,7 +118,6 @@ impl App {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let definitions = load_definitions(&config)?;
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!(
                 "cannot create the data folder {}",
@@ -79,10 +125,12 @@ impl App {
             )
         })?;
         let db = open_database(&config).await?;
+        let definitions =
+            runtime::startup(&db, &config.definitions, startup_mode(&config, &db)).await?;
         tracing::info!(
             database = %config.database_url.redacted(),
             backend = %db.backend(),
-            definitions = %definitions.version,
+            definitions = %definitions.version(),
             "storage ready"
         );
         Ok(App {
@@ -91,6 +139,7 @@ impl App {
                 config: Arc::new(config),
                 db,
                 definitions,
+                versions: VersionCache::default(),
             },
         })
     }
@@ -123,6 +172,13 @@ impl App {
             self.state.definitions.clone(),
             crate::crm::import::STALE_AFTER,
         ));
+        // Reloads made through any node (or `akis reload`) reach this one.
+        let watcher = tokio::spawn(runtime::watch(
+            db.clone(),
+            self.state.definitions.clone(),
+            runtime::POLL_INTERVAL,
+        ));
+        let hangup = tokio::spawn(reload_on_hangup(self.state.clone()));
         let router = crate::http::router(self.state);
         tracing::info!(%addr, "listening");
         let served = axum::serve(
@@ -133,10 +189,56 @@ impl App {
         .await
         .context("server error");
         resumer.abort();
+        watcher.abort();
+        hangup.abort();
         served?;
         db.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// SIGHUP reloads the definitions from the server's folder (like `akis reload`).
+async fn reload_on_hangup(state: AppState) {
+    #[cfg(unix)]
+    {
+        let mut hangups =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("cannot listen for SIGHUP: {e}");
+                    return;
+                }
+            };
+        while hangups.recv().await.is_some() {
+            tracing::info!(dir = %state.config.definitions.display(), "SIGHUP: reloading the definitions");
+            let sources = match runtime::local_sources(&state.config.definitions) {
+                Ok(s) => s,
+                Err(d) => {
+                    tracing::error!("reload refused: {d}");
+                    continue;
+                }
+            };
+            let client = crate::audit::ClientInfo::default();
+            let who = runtime::Who {
+                actor: None,
+                origin: runtime::Origin::Signal,
+                client: &client,
+            };
+            match runtime::apply(&state.db, &state.definitions, sources, who).await {
+                Ok(applied) if applied.changed => {}
+                Ok(_) => tracing::info!("the definitions are unchanged"),
+                Err(e) => tracing::error!(
+                    "reload refused; the running version keeps serving:\n{}",
+                    e.report()
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = state;
+        std::future::pending::<()>().await;
     }
 }
 

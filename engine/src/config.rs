@@ -51,6 +51,11 @@ pub struct Config {
     pub session_idle_hours: u64,
     /// …and after this many days in any case.
     pub session_max_days: u64,
+    /// At start-up, apply the local definition files as a reload (true) or serve the
+    /// version stored in the database (false). Unset: apply on SQLite (a single node),
+    /// serve the stored version on PostgreSQL. An empty database is always bootstrapped
+    /// from the local files.
+    pub apply_definitions: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -80,6 +85,7 @@ impl Default for Config {
             secure_cookies: SecureCookies::Auto,
             session_idle_hours: 72,
             session_max_days: 30,
+            apply_definitions: None,
         }
     }
 }
@@ -103,6 +109,8 @@ pub struct Overrides {
     pub definitions: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apply_definitions: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]

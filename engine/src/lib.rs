@@ -16,6 +16,8 @@
 //! - [`audit`]: the audit log of admin and security actions.
 //! - [`jobs`]: job kinds, transactional enqueue, the runner, deferred work, effect ledger.
 //! - [`http`]: the router, middleware, error type, extractors and OpenAPI document.
+//! - [`runtime`]: definitions at run time: stored versions, reloads on every node, stage
+//!   migration, dry runs, diffs.
 //! - [`demo`]: sample data for `akis demo`.
 //! - [`app`]: start-up ([`app::App::build`]), shared state and graceful shutdown.
 //! - [`telemetry`]: logging set-up.
@@ -32,6 +34,7 @@ pub mod jobs;
 pub mod notifications;
 pub mod policy;
 pub mod rules;
+pub mod runtime;
 pub mod storage;
 pub mod telemetry;
 pub mod types;

@@ -28,6 +28,8 @@ pub struct TestApp {
     pub db: Db,
     pub backend: Backend,
     pub config: Config,
+    /// The server's running definitions (a reload swaps them).
+    pub definitions: akis_engine::definitions::LiveDefinitions,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     database: TestDatabase,
@@ -247,6 +249,7 @@ pub async fn spawn_with(config: Config, database: TestDatabase) -> TestApp {
     let app = App::build(config.clone()).await.expect("app builds");
     let address = format!("http://{}", app.local_addr());
     let db = app.state().db.clone();
+    let definitions = app.state().definitions.clone();
     let backend = db.backend();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -265,6 +268,7 @@ pub async fn spawn_with(config: Config, database: TestDatabase) -> TestApp {
         db,
         backend,
         config,
+        definitions,
         shutdown: Some(tx),
         server: Some(server),
         database,
@@ -343,6 +347,83 @@ pub async fn open(database: &TestDatabase) -> Db {
     db
 }
 
+/// The repository's definitions as a running set, for tests that start workers on a bare
+/// database.
+pub fn live_definitions() -> akis_engine::definitions::LiveDefinitions {
+    let config = Config {
+        definitions: repo_root(),
+        ..Config::default()
+    };
+    akis_engine::definitions::LiveDefinitions::new(
+        akis_engine::app::load_definitions(&config).expect("the repository's definitions load"),
+    )
+}
+
+/// Awaits a condition the test cannot be notified of (a row a background task writes, a
+/// node picking up a change), checking it every few milliseconds up to ten seconds.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// A child process killed when the test ends, however it ends.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The `akis` binary with a clean environment (no `AKIS_*` from the developer's shell).
+pub fn akis_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_akis"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AKIS_") || key == "RUST_BACKTRACE" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// Creates a user directly in the database (password [`TEST_PASSWORD`]).
+pub async fn create_user(db: &Db, email: &str, role: &str) -> akis_engine::types::ids::UserId {
+    let hash = akis_engine::auth::hash_password(TEST_PASSWORD)
+        .await
+        .expect("hash");
+    let mut tx = db.begin().await.expect("begin");
+    let user = akis_engine::users::store::insert(
+        &mut tx,
+        akis_engine::users::store::NewUser {
+            email: akis_engine::types::Email::parse(email).expect("valid email"),
+            name: format!("Test {role}"),
+            role: role.to_string(),
+            team_id: None,
+            password_hash: hash,
+            locale: "tr".into(),
+        },
+    )
+    .await
+    .expect("insert user");
+    tx.commit().await.expect("commit");
+    user.id
+}
+
 /// The password every test user gets.
 pub const TEST_PASSWORD: &str = "parola-1234";
 
@@ -355,6 +436,22 @@ pub struct TestSession {
 }
 
 impl TestSession {
+    /// A session from a login answer (`{user, csrf_token}`) made with `client`.
+    pub fn new(client: reqwest::Client, login: serde_json::Value, address: &str) -> Self {
+        TestSession {
+            client,
+            csrf: login["csrf_token"]
+                .as_str()
+                .expect("csrf token")
+                .to_string(),
+            user_id: login["user"]["user"]["id"]
+                .as_str()
+                .expect("user id")
+                .to_string(),
+            address: address.to_string(),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
@@ -400,25 +497,7 @@ impl TestSession {
 impl TestApp {
     /// Creates a user directly in the database (password [`TEST_PASSWORD`]).
     pub async fn create_user(&self, email: &str, role: &str) -> akis_engine::types::ids::UserId {
-        let hash = akis_engine::auth::hash_password(TEST_PASSWORD)
-            .await
-            .expect("hash");
-        let mut tx = self.db.begin().await.expect("begin");
-        let user = akis_engine::users::store::insert(
-            &mut tx,
-            akis_engine::users::store::NewUser {
-                email: akis_engine::types::Email::parse(email).expect("valid email"),
-                name: format!("Test {role}"),
-                role: role.to_string(),
-                team_id: None,
-                password_hash: hash,
-                locale: "tr".into(),
-            },
-        )
-        .await
-        .expect("insert user");
-        tx.commit().await.expect("commit");
-        user.id
+        create_user(&self.db, email, role).await
     }
 
     /// Logs in through the API with a fresh cookie jar.

@@ -7,11 +7,9 @@
 //! `phone_number`, `email`; a field whose name is a `customer_fields` id fills it; the rest
 //! go into the notes as `question: answer` lines.
 
-use std::sync::Arc;
-
 use akis_engine::crm::customers::Attribution;
 use akis_engine::crm::intake::{self, Lead};
-use akis_engine::definitions::Definitions;
+use akis_engine::definitions::{Definitions, LiveDefinitions};
 use akis_engine::http::ApiError;
 use akis_engine::jobs::{Handler, JobContext, JobError, LeadFetchJob};
 use akis_engine::storage::Db;
@@ -25,7 +23,7 @@ use crate::graph::{Failure, Graph, classify, classify_send_error};
 pub struct LeadFetchHandler {
     pub db: Db,
     pub graph: Graph,
-    pub definitions: Arc<Definitions>,
+    pub definitions: LiveDefinitions,
 }
 
 /// The Graph API's lead object (`tests/fixtures/meta/graph_lead_response.json`).
@@ -177,13 +175,23 @@ impl Handler for LeadFetchHandler {
         if lead.form_id.is_none() {
             lead.form_id = job.form_id.clone();
         }
-        let mut intake_lead = to_lead(&self.definitions, &lead);
+        let mut intake_lead = to_lead(&self.definitions.current(), &lead);
         intake_lead.attribution.at = job.created_time;
-        match intake::intake(&self.db, &self.definitions, intake_lead).await {
+        let taken = akis_engine::runtime::retry_on_reload(&self.db, &self.definitions, |defs| {
+            let lead = intake_lead.clone();
+            async move { intake::intake(&self.db, &defs, lead).await }
+        })
+        .await;
+        match taken {
             Ok(outcome) => {
                 tracing::info!(customer = %outcome.customer_id, matched = outcome.matched, duplicate = outcome.duplicate, "Meta lead received");
                 Ok(())
             }
+            // A reload raced this job twice in a row: try again later, never drop the lead.
+            Err(e) if akis_engine::runtime::is_definitions_changed(&e) => {
+                Err(JobError::transient("the definitions changed during intake"))
+            }
+            Err(ApiError::Definitions { message, .. }) => Err(JobError::transient(message)),
             Err(ApiError::Client {
                 message, fields, ..
             }) => Err(JobError::permanent(format!(

@@ -27,6 +27,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use akis_engine::config::{Config, JobsConfig};
+use akis_engine::definitions::LiveDefinitions;
 use akis_engine::jobs::store::Retention;
 use akis_engine::jobs::{JobSystem, RunnerOptions, SystemOptions};
 use akis_engine::storage::Db;
@@ -81,13 +82,19 @@ pub fn runner_options(config: &JobsConfig) -> RunnerOptions {
 }
 
 /// Starts the job system with every handler registered.
-pub async fn start(db: Db, config: &Config) -> anyhow::Result<JobSystem> {
+///
+/// `definitions` is the process's running set: `akis serve` shares its own, `akis worker`
+/// gets one from [`run`] that follows reloads made anywhere.
+pub async fn start(
+    db: Db,
+    config: &Config,
+    definitions: LiveDefinitions,
+) -> anyhow::Result<JobSystem> {
     let jobs = &config.jobs;
     let client = graph::http_client()?;
     let graph = graph::Graph::from_config(client.clone(), jobs);
     let mut system = JobSystem::start(db.clone(), system_options(jobs)).await?;
     let options = runner_options(jobs);
-    let definitions = akis_engine::app::load_definitions(config)?;
     system
         .run(
             notify::NotifyHandler {
@@ -149,10 +156,24 @@ pub async fn run(
     config: &Config,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let system = start(db.clone(), config).await?;
+    // A worker serves the stored version (an empty database is bootstrapped from the
+    // local files) and follows every reload.
+    let definitions = akis_engine::runtime::startup(
+        &db,
+        &config.definitions,
+        akis_engine::runtime::StartupMode::Stored,
+    )
+    .await?;
+    let watcher = tokio::spawn(akis_engine::runtime::watch(
+        db.clone(),
+        definitions.clone(),
+        akis_engine::runtime::POLL_INTERVAL,
+    ));
+    let system = start(db.clone(), config, definitions).await?;
     tracing::info!(backend = %db.backend(), "worker started");
     shutdown.await;
     system.shutdown(SHUTDOWN_GRACE).await;
+    watcher.abort();
     db.close().await;
     Ok(())
 }

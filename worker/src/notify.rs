@@ -2,9 +2,7 @@
 //! language and stores one notification per active recipient, all in one transaction.
 //! A re-run stores nothing twice: (user, effect key) is unique.
 
-use std::sync::Arc;
-
-use akis_engine::definitions::Definitions;
+use akis_engine::definitions::LiveDefinitions;
 use akis_engine::jobs::{Handler, JobContext, JobError, NotifyJob};
 use akis_engine::notifications::{self, NewNotification};
 use akis_engine::storage::Db;
@@ -14,7 +12,8 @@ use akis_engine::types::ids::UserId;
 #[derive(Clone)]
 pub struct NotifyHandler {
     pub db: Db,
-    pub definitions: Arc<Definitions>,
+    /// The running set: a reload reaches queued notifications too.
+    pub definitions: LiveDefinitions,
 }
 
 #[derive(sqlx::FromRow)]
@@ -41,11 +40,11 @@ impl Handler for NotifyHandler {
             recipients.extend(found);
         }
         let values = minijinja::Value::from(minijinja::value::Serde(&job.values));
+        let definitions = self.definitions.current();
         let mut rendered = Vec::with_capacity(recipients.len());
         for r in &recipients {
             let lang = if r.locale == "en" { "en" } else { "tr" };
-            let body = self
-                .definitions
+            let body = definitions
                 .render_message(&job.template, lang, values.clone())
                 .map_err(|e| {
                     JobError::permanent(format!("message template `{}`: {e}", job.template))

@@ -37,7 +37,8 @@ async fn list_audit(
     actor: Actor,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<Vec<AuditRecord>>, ApiError> {
-    actor.require(&state.definitions, Module::Admin, Permission::View)?;
+    let defs = state.defs();
+    actor.require(&defs, Module::Admin, Permission::View)?;
     let filter = AuditFilter {
         actor_id: q.actor,
         action: q.action,

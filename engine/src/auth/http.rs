@@ -85,6 +85,7 @@ async fn login(
     headers: HeaderMap,
     Json(body): Json<LoginRequest>,
 ) -> Result<Response, ApiError> {
+    let defs = state.defs();
     let email = body.email.trim().to_lowercase();
     if email.is_empty()
         || body.password.is_empty()
@@ -156,7 +157,7 @@ async fn login(
     tx.commit().await?;
 
     let body = LoginResponse {
-        user: Me::new(user, &actor, &state.definitions),
+        user: Me::new(user, &actor, &defs),
         csrf_token: session.csrf_token,
     };
     let mut response = Json(body).into_response();
@@ -209,6 +210,7 @@ async fn session(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Json<SessionState>, ApiError> {
+    let defs = state.defs();
     let Some(actor) = request.extensions().get::<Actor>().cloned() else {
         return Ok(Json(SessionState {
             authenticated: false,
@@ -225,7 +227,7 @@ async fn session(
     };
     Ok(Json(SessionState {
         authenticated: true,
-        user: Some(Me::new(user, &actor, &state.definitions)),
+        user: Some(Me::new(user, &actor, &defs)),
         csrf_token,
     }))
 }
@@ -233,10 +235,11 @@ async fn session(
 /// The current user with their permissions.
 #[utoipa::path(get, path = "/api/me", tag = "auth", responses((status = 200, body = Me), (status = 401)))]
 async fn me(State(state): State<AppState>, actor: Actor) -> Result<Json<Me>, ApiError> {
+    let defs = state.defs();
     let user = users::get(&state.db, actor.user_id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("log in first"))?;
-    Ok(Json(Me::new(user, &actor, &state.definitions)))
+    Ok(Json(Me::new(user, &actor, &defs)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

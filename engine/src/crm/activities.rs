@@ -140,9 +140,10 @@ pub async fn open(
     let id = uuid::Uuid::now_v7().to_string();
     let mut tx = db.begin().await?;
     exec!(&mut tx, conn => sqlx::query(
-        "INSERT INTO activities (id, customer_id, card_id, kind, status, outcome, note, due_at, opened_at, opened_by, closed_at, closed_by, version)
-         VALUES ($1, $2, $3, $4, 'open', NULL, $5, $6, $7, $8, NULL, NULL, 1)")
+        "INSERT INTO activities (id, customer_id, card_id, kind, status, outcome, note, due_at, opened_at, opened_by, closed_at, closed_by, version, definitions_version)
+         VALUES ($1, $2, $3, $4, 'open', NULL, $5, $6, $7, $8, NULL, NULL, 1, $9)")
         .bind(&id).bind(customer).bind(card.as_ref().map(|c| c.id)).bind(kind_id).bind(&note).bind(due_at).bind(now).bind(by)
+        .bind(&definitions.version)
         .execute(conn).await.map(|r| r.rows_affected()))?;
     timeline::append(
         &mut tx,
@@ -234,9 +235,11 @@ pub async fn close(
     let event = EventId::new();
     let mut tx = db.begin().await?;
     let updated = exec!(&mut tx, conn => sqlx::query(
-        "UPDATE activities SET status = 'closed', outcome = $1, note = $2, closed_at = $3, closed_by = $4, version = version + 1
+        "UPDATE activities SET status = 'closed', outcome = $1, note = $2, closed_at = $3, closed_by = $4, version = version + 1,
+             definitions_version = $7
          WHERE id = $5 AND version = $6")
         .bind(outcome_id).bind(&note).bind(now).bind(by).bind(id).bind(activity.version)
+        .bind(&definitions.version)
         .execute(conn).await.map(|r| r.rows_affected()))?;
     if updated == 0 {
         return Err(stale("activity", activity.version + 1));
@@ -304,7 +307,8 @@ pub async fn close(
                         Ok(_) => moved_to = Some(to),
                         Err(e) => {
                             let reason = match &e {
-                                ApiError::Client { message, .. } => message.clone(),
+                                ApiError::Client { message, .. }
+                                | ApiError::Definitions { message, .. } => message.clone(),
                                 ApiError::Internal(_) => return Err(e),
                             };
                             record_refusal(db, definitions, &activity, &to, &reason, by).await?;

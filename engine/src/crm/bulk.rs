@@ -63,6 +63,9 @@ impl ItemResult {
                 }
                 ((*code).to_string(), reason)
             }
+            ApiError::Definitions { message, .. } => {
+                ("invalid_definitions".to_string(), message.clone())
+            }
             ApiError::Internal(_) => (
                 "internal".to_string(),
                 "something went wrong with this item".to_string(),

@@ -197,9 +197,9 @@ pub(crate) async fn insert(
     let fields = Map::new();
     let key = sort_key(definitions, pipeline, customer, &fields, now, now, now);
     exec!(tx, conn => sqlx::query(
-        "INSERT INTO cards (id, customer_id, pipeline_id, stage_id, fields, sort_key, version, stage_entered_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, '{}', $5, 1, $6, $6, $6)")
-        .bind(id).bind(customer.id).bind(pipeline.id.as_str()).bind(stage).bind(&key).bind(now)
+        "INSERT INTO cards (id, customer_id, pipeline_id, stage_id, fields, sort_key, version, stage_entered_at, created_at, updated_at, definitions_version)
+         VALUES ($1, $2, $3, $4, '{}', $5, 1, $6, $6, $6, $7)")
+        .bind(id).bind(customer.id).bind(pipeline.id.as_str()).bind(stage).bind(&key).bind(now).bind(&definitions.version)
         .execute(conn).await.map(|r| r.rows_affected()))?;
     open_stage(tx, id, pipeline.id.as_str(), stage, by, event, now).await?;
     Ok(id)

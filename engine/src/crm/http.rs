@@ -16,6 +16,7 @@ use crate::crm::customers::{self, Attribution, Customer, CustomerChanges, Custom
 use crate::crm::intake::{self, IntakeOutcome, Lead};
 use crate::crm::timeline::{self, EventPage};
 use crate::crm::transition::{self, MoveCommand, Moved};
+use crate::definitions::Definitions;
 use crate::definitions::model::{Pipeline, Scope};
 use crate::http::{ApiError, Json, Path, Query};
 use crate::policy::{Actor, Module, Permission};
@@ -148,7 +149,8 @@ async fn create_lead(
     actor: Actor,
     Json(body): Json<LeadRequest>,
 ) -> Result<(StatusCode, Json<IntakeOutcome>), ApiError> {
-    actor.require(&state.definitions, Module::Customers, Permission::Edit)?;
+    let defs = state.defs();
+    actor.require(&defs, Module::Customers, Permission::Edit)?;
     let lead = Lead {
         name: body.name,
         phone: body.phone,
@@ -173,9 +175,14 @@ async fn create_lead(
         marketing_consent: body.marketing_consent,
         whatsapp_consent: body.whatsapp_consent,
         entered_by: Some(actor.user_id),
-        entered_by_owns: actor.scope(&state.definitions) == Scope::Own,
+        entered_by_owns: actor.scope(&defs) == Scope::Own,
     };
-    let outcome = intake::intake(&state.db, &state.definitions, lead).await?;
+    let db = &state.db;
+    let outcome = crate::runtime::retry_on_reload(db, &state.definitions, |defs| {
+        let lead = lead.clone();
+        async move { intake::intake(db, &defs, lead).await }
+    })
+    .await?;
     let status = if outcome.matched || outcome.duplicate {
         StatusCode::OK
     } else {
@@ -208,8 +215,9 @@ async fn list_customers(
     Query(q): Query<CustomerListQuery>,
     Query(f): Query<FilterQuery>,
 ) -> Result<Json<CustomerPage>, ApiError> {
-    actor.require(&state.definitions, Module::Customers, Permission::View)?;
-    let policy = actor.record_filter(&state.definitions, Module::Customers);
+    let defs = state.defs();
+    actor.require(&defs, Module::Customers, Permission::View)?;
+    let policy = actor.record_filter(&defs, Module::Customers);
     let filter = f.to_filter()?;
     let page = customers::list(
         &state.db,
@@ -238,17 +246,12 @@ async fn visible_customer(
     id: CustomerId,
     permission: Permission,
 ) -> Result<Customer, ApiError> {
+    let defs = state.defs();
     let customer = customers::get(&state.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("customer"))?;
     let owners: Vec<UserId> = customer.owners.iter().map(|o| o.id).collect();
-    actor.require_access(
-        &state.definitions,
-        Module::Customers,
-        permission,
-        &owners,
-        "customer",
-    )?;
+    actor.require_access(&defs, Module::Customers, permission, &owners, "customer")?;
     Ok(customer)
 }
 
@@ -290,6 +293,7 @@ async fn update_customer(
     Path(id): Path<CustomerId>,
     Json(body): Json<UpdateCustomer>,
 ) -> Result<Json<CustomerDetail>, ApiError> {
+    let defs = state.defs();
     visible_customer(&state, &actor, id, Permission::Edit).await?;
     let changes = CustomerChanges {
         name: body.name,
@@ -300,7 +304,7 @@ async fn update_customer(
     };
     customers::update(
         &state.db,
-        &state.definitions,
+        &defs,
         Some(actor.user_id),
         id,
         body.expected_version,
@@ -331,6 +335,7 @@ async fn customer_timeline(
     Path(id): Path<CustomerId>,
     Query(q): Query<TimelineQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
+    let defs = state.defs();
     // Existence and owners only: the whole customer is not needed to page its timeline.
     let exists: Option<i64> = crate::read!(&state.db, pool => {
         sqlx::query_scalar("SELECT version FROM customers WHERE id = $1").bind(id).fetch_optional(pool).await
@@ -340,7 +345,7 @@ async fn customer_timeline(
     }
     let owners = customers::owner_ids(&state.db, id).await?;
     actor.require_access(
-        &state.definitions,
+        &defs,
         Module::Customers,
         Permission::View,
         &owners,
@@ -390,8 +395,8 @@ async fn list_pipelines(
     State(state): State<AppState>,
     actor: Actor,
 ) -> Result<Json<Vec<PipelineInfo>>, ApiError> {
-    actor.require(&state.definitions, Module::Pipeline, Permission::View)?;
-    let defs = &state.definitions;
+    let defs = state.defs();
+    actor.require(&defs, Module::Pipeline, Permission::View)?;
     Ok(Json(
         defs.pipelines
             .iter()
@@ -441,10 +446,8 @@ async fn list_pipelines(
     ))
 }
 
-fn pipeline<'a>(state: &'a AppState, id: &str) -> Result<&'a Pipeline, ApiError> {
-    state
-        .definitions
-        .pipeline(id)
+fn pipeline<'a>(defs: &'a Definitions, id: &str) -> Result<&'a Pipeline, ApiError> {
+    defs.pipeline(id)
         .ok_or_else(|| ApiError::not_found("pipeline"))
 }
 
@@ -466,12 +469,13 @@ async fn get_board(
     Query(q): Query<BoardQuery>,
     Query(f): Query<FilterQuery>,
 ) -> Result<Json<Board>, ApiError> {
-    actor.require(&state.definitions, Module::Pipeline, Permission::View)?;
-    let pipeline = pipeline(&state, &id)?;
-    let policy = actor.record_filter(&state.definitions, Module::Pipeline);
+    let defs = state.defs();
+    actor.require(&defs, Module::Pipeline, Permission::View)?;
+    let pipeline = pipeline(&defs, &id)?;
+    let policy = actor.record_filter(&defs, Module::Pipeline);
     let board = board::board(
         &state.db,
-        &state.definitions,
+        &defs,
         pipeline,
         &f.to_filter()?,
         &policy,
@@ -501,12 +505,13 @@ async fn get_column(
     Query(q): Query<ColumnQuery>,
     Query(f): Query<FilterQuery>,
 ) -> Result<Json<Column>, ApiError> {
-    actor.require(&state.definitions, Module::Pipeline, Permission::View)?;
-    let pipeline = pipeline(&state, &id)?;
-    let policy = actor.record_filter(&state.definitions, Module::Pipeline);
+    let defs = state.defs();
+    actor.require(&defs, Module::Pipeline, Permission::View)?;
+    let pipeline = pipeline(&defs, &id)?;
+    let policy = actor.record_filter(&defs, Module::Pipeline);
     let column = board::column(
         &state.db,
-        &state.definitions,
+        &defs,
         pipeline,
         &stage,
         &f.to_filter()?,
@@ -528,17 +533,12 @@ async fn get_card(
     actor: Actor,
     Path(id): Path<CardId>,
 ) -> Result<Json<Card>, ApiError> {
+    let defs = state.defs();
     let card = cards::get(&state.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("card"))?;
     let owners = customers::owner_ids(&state.db, card.customer_id).await?;
-    actor.require_access(
-        &state.definitions,
-        Module::Pipeline,
-        Permission::View,
-        &owners,
-        "card",
-    )?;
+    actor.require_access(&defs, Module::Pipeline, Permission::View, &owners, "card")?;
     Ok(Json(card))
 }
 
@@ -561,15 +561,15 @@ async fn update_card(
     Path(id): Path<CardId>,
     Json(body): Json<UpdateCard>,
 ) -> Result<Json<Card>, ApiError> {
-    let defs = &state.definitions;
+    let defs = state.defs();
     let card = transition::update_fields(
         &state.db,
-        defs,
+        &defs,
         id,
         body.expected_version,
         &body.fields,
         Some(actor.user_id),
-        |owners| actor.require_access(defs, Module::Pipeline, Permission::Edit, owners, "card"),
+        |owners| actor.require_access(&defs, Module::Pipeline, Permission::Edit, owners, "card"),
     )
     .await?;
     Ok(Json(card))
@@ -600,7 +600,6 @@ async fn move_card(
     Path(id): Path<CardId>,
     Json(body): Json<MoveRequest>,
 ) -> Result<Json<Moved>, ApiError> {
-    let defs = &state.definitions;
     let command = MoveCommand {
         card: id,
         to: body.to,
@@ -609,8 +608,16 @@ async fn move_card(
         by: Some(actor.user_id),
         locale: actor.locale.clone(),
     };
-    let moved = transition::move_card(&state.db, defs, command, |owners| {
-        actor.require_access(defs, Module::Pipeline, Permission::Edit, owners, "card")
+    let actor = &actor;
+    let db = &state.db;
+    let moved = crate::runtime::retry_on_reload(db, &state.definitions, |defs| {
+        let command = command.clone();
+        async move {
+            transition::move_card(db, &defs, command, |owners| {
+                actor.require_access(&defs, Module::Pipeline, Permission::Edit, owners, "card")
+            })
+            .await
+        }
     })
     .await?;
     Ok(Json(moved))
@@ -651,9 +658,10 @@ async fn bulk_move(
     actor: Actor,
     Json(body): Json<BulkMoveRequest>,
 ) -> Result<Json<BulkResponse>, ApiError> {
+    let defs = state.defs();
     let results = bulk::bulk_move(
         &state.db,
-        &state.definitions,
+        &defs,
         &actor,
         &body.cards,
         &body.to,
@@ -679,14 +687,9 @@ async fn bulk_assign(
     actor: Actor,
     Json(body): Json<BulkAssignRequest>,
 ) -> Result<Json<BulkResponse>, ApiError> {
-    let results = bulk::bulk_assign(
-        &state.db,
-        &state.definitions,
-        &actor,
-        &body.customer_ids,
-        &body.change,
-    )
-    .await?;
+    let defs = state.defs();
+    let results =
+        bulk::bulk_assign(&state.db, &defs, &actor, &body.customer_ids, &body.change).await?;
     Ok(bulk_response(results))
 }
 
@@ -706,14 +709,9 @@ async fn bulk_tag(
     actor: Actor,
     Json(body): Json<BulkTagRequest>,
 ) -> Result<Json<BulkResponse>, ApiError> {
-    let results = bulk::bulk_tag(
-        &state.db,
-        &state.definitions,
-        &actor,
-        &body.customer_ids,
-        &body.change,
-    )
-    .await?;
+    let defs = state.defs();
+    let results =
+        bulk::bulk_tag(&state.db, &defs, &actor, &body.customer_ids, &body.change).await?;
     Ok(bulk_response(results))
 }
 
@@ -738,11 +736,12 @@ async fn merge_customers(
     Path(id): Path<CustomerId>,
     Json(body): Json<MergeRequest>,
 ) -> Result<Json<crate::crm::merge::MergeReport>, ApiError> {
+    let defs = state.defs();
     visible_customer(&state, &actor, id, Permission::Edit).await?;
     visible_customer(&state, &actor, body.other_id, Permission::Edit).await?;
     let report = crate::crm::merge::merge(
         &state.db,
-        &state.definitions,
+        &defs,
         id,
         body.expected_version,
         body.other_id,

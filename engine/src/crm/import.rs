@@ -544,13 +544,13 @@ fn row_lead(
 fn bad_row(row: u64, error: ApiError, columns: &[ColumnMapping]) -> BadRow {
     let fields = match &error {
         ApiError::Client { fields, .. } => fields.clone(),
-        ApiError::Internal(_) => BTreeMap::new(),
+        ApiError::Internal(_) | ApiError::Definitions { .. } => BTreeMap::new(),
     };
     if fields.is_empty() {
         return BadRow {
             row,
             reason: match error {
-                ApiError::Client { message, .. } => message,
+                ApiError::Client { message, .. } | ApiError::Definitions { message, .. } => message,
                 ApiError::Internal(e) => e.to_string(),
             },
             fields,
@@ -1090,7 +1090,9 @@ pub async fn execute(
             Err(e) => {
                 report.state = "failed".into();
                 report.error = Some(match e {
-                    ApiError::Client { message, .. } => message,
+                    ApiError::Client { message, .. } | ApiError::Definitions { message, .. } => {
+                        message
+                    }
                     ApiError::Internal(e) => {
                         tracing::error!(import = %report.id, error = %e, "import batch failed");
                         "an internal error stopped the import; resume it to continue".into()
@@ -1273,7 +1275,11 @@ pub async fn resume_interrupted(
 
 /// Runs [`resume_interrupted`] every `every` (first after one period) until the task is
 /// dropped.
-pub async fn resume_loop(db: Db, definitions: std::sync::Arc<Definitions>, every: Duration) {
+pub async fn resume_loop(
+    db: Db,
+    definitions: crate::definitions::LiveDefinitions,
+    every: Duration,
+) {
     // The first look comes one period after start: an import a crash just stopped is not
     // stale before then anyway.
     let every = every.max(Duration::from_millis(10));
@@ -1281,7 +1287,7 @@ pub async fn resume_loop(db: Db, definitions: std::sync::Arc<Definitions>, every
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = resume_interrupted(&db, &definitions).await {
+        if let Err(e) = resume_interrupted(&db, &definitions.current()).await {
             tracing::warn!(error = %e, "cannot resume interrupted imports");
         }
     }
@@ -1320,9 +1326,10 @@ fn require_import(
     actor: &crate::policy::Actor,
     permission: crate::policy::Permission,
 ) -> Result<(), ApiError> {
+    let defs = state.defs();
     use crate::policy::{Module, Permission};
-    actor.require(&state.definitions, Module::Customers, permission)?;
-    actor.require(&state.definitions, Module::Bulk, Permission::Bulk)
+    actor.require(&defs, Module::Customers, permission)?;
+    actor.require(&defs, Module::Bulk, Permission::Bulk)
 }
 
 /// Imports leads from a CSV file through the shared intake. The file is checked first; the
@@ -1341,6 +1348,7 @@ async fn create_import(
     actor: crate::policy::Actor,
     crate::http::Json(body): crate::http::Json<ImportRequest>,
 ) -> Result<axum::response::Response, ApiError> {
+    let defs = state.defs();
     use axum::http::StatusCode;
     use axum::response::IntoResponse;
     require_import(&state, &actor, crate::policy::Permission::Edit)?;
@@ -1352,13 +1360,13 @@ async fn create_import(
         resume: body.resume,
         resume_id: None,
         created_by: Some(actor.user_id),
-        entered_by_owns: actor.scope(&state.definitions) == crate::definitions::model::Scope::Own,
+        entered_by_owns: actor.scope(&defs) == crate::definitions::model::Scope::Own,
     };
-    let prepared = prepare(&state.db, &state.definitions, body.csv.as_bytes(), &options).await?;
+    let prepared = prepare(&state.db, &defs, body.csv.as_bytes(), &options).await?;
     let id = prepared.report().id.clone();
     // The import runs on its own task: a client that goes away does not stop it midway.
     let db = state.db.clone();
-    let definitions = state.definitions.clone();
+    let definitions = defs;
     let task = tokio::spawn(async move { execute(&db, &definitions, prepared, |_| {}).await });
     let wait = Duration::from_secs((state.config.request_timeout_secs * 2 / 3).max(1));
     let report = match tokio::time::timeout(wait, task).await {

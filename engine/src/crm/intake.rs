@@ -370,6 +370,8 @@ async fn intake_in(
     lead: &Lead,
     valid: &Valid,
 ) -> Result<IntakeOutcome, IntakeError> {
+    // A new card goes into a stage of `definitions`: they must be the ones in force.
+    crate::runtime::ensure_current(tx, definitions).await?;
     let now = Timestamp::now();
     if let Some(key) = &lead.external_key {
         let prior: Option<PriorLead> = exec!(tx, conn => sqlx::query_as(
@@ -755,8 +757,8 @@ async fn returning_customer(
                 match &policy.value {
                     ReturnPolicy::Reopen { stage, activity } => {
                         exec!(tx, conn => sqlx::query(
-                            "UPDATE cards SET stage_id = $1, version = version + 1, stage_entered_at = $2, updated_at = $2 WHERE id = $3")
-                            .bind(stage.as_str()).bind(now).bind(card.id).execute(conn).await.map(|r| r.rows_affected()))?;
+                            "UPDATE cards SET stage_id = $1, version = version + 1, stage_entered_at = $2, updated_at = $2, definitions_version = $4 WHERE id = $3")
+                            .bind(stage.as_str()).bind(now).bind(card.id).bind(&definitions.version).execute(conn).await.map(|r| r.rows_affected()))?;
                         let event = timeline::append(tx, NewEvent {
                             customer_id: id,
                             card_id: Some(card.id),

@@ -45,6 +45,9 @@ pub struct Queued {
     pub job_id: Option<String>,
     /// Why it was skipped: `no_recipients`, `no_phone`, `no_whatsapp_consent`, …
     pub skipped: Option<String>,
+    /// The job as queued (for dry runs; not part of API answers, it holds personal data).
+    #[serde(skip)]
+    pub payload: Option<Value>,
 }
 
 impl ActionContext<'_> {
@@ -130,6 +133,13 @@ async fn recipients(
     Ok(users)
 }
 
+fn queued<T: serde::Serialize>(id: crate::jobs::JobId, job: &T) -> Result<(String, Value), String> {
+    Ok((
+        id.to_string(),
+        serde_json::to_value(job).unwrap_or(Value::Null),
+    ))
+}
+
 /// Pushes the jobs of `actions` on `tx`. Skipped actions are recorded on the timeline.
 pub async fn enqueue_actions(
     tx: &mut Tx,
@@ -141,7 +151,7 @@ pub async fn enqueue_actions(
     for (index, action) in actions.iter().enumerate() {
         let key = EffectKey::for_action(version, ctx.card_id, ctx.event, index);
         let kind = action.job_kind().to_string();
-        let pushed: Result<String, String> = match action {
+        let pushed: Result<(String, Value), String> = match action {
             Action::Notify(n) => {
                 let users = recipients(tx, ctx, &n.to).await?;
                 if users.is_empty() {
@@ -158,7 +168,10 @@ pub async fn enqueue_actions(
                             .cloned()
                             .unwrap_or_default(),
                     };
-                    Ok(exec!(tx, conn => crate::jobs::enqueue(conn, &job).await)?.to_string())
+                    queued(
+                        exec!(tx, conn => crate::jobs::enqueue(conn, &job).await)?,
+                        &job,
+                    )
                 }
             }
             Action::FollowUp(f) => {
@@ -180,7 +193,10 @@ pub async fn enqueue_actions(
                     card_fields: ctx.card_fields.clone(),
                     assignees,
                 };
-                Ok(exec!(tx, conn => crate::jobs::enqueue(conn, &job).await)?.to_string())
+                queued(
+                    exec!(tx, conn => crate::jobs::enqueue(conn, &job).await)?,
+                    &job,
+                )
             }
             Action::WhatsappTemplate(w) => {
                 let phone = ctx.customer.phones.first().map(|p| p.e164.clone());
@@ -229,8 +245,10 @@ pub async fn enqueue_actions(
                                     language: template.language.clone(),
                                     body_parameters: params,
                                 };
-                                Ok(exec!(tx, conn => crate::jobs::enqueue(conn, &job).await)?
-                                    .to_string())
+                                queued(
+                                    exec!(tx, conn => crate::jobs::enqueue(conn, &job).await)?,
+                                    &job,
+                                )
                             }
                         }
                     }
@@ -270,7 +288,10 @@ pub async fn enqueue_actions(
                             .or_else(|| money.map(|m| m.currency.code().to_string())),
                         lead_id: lead_id.map(|k| k.strip_prefix("meta:").unwrap_or(&k).to_string()),
                     };
-                    Ok(exec!(tx, conn => crate::jobs::enqueue(conn, &job).await)?.to_string())
+                    queued(
+                        exec!(tx, conn => crate::jobs::enqueue(conn, &job).await)?,
+                        &job,
+                    )
                 }
             }
             Action::Webhook(w) => {
@@ -289,7 +310,10 @@ pub async fn enqueue_actions(
                         "fields": ctx.card_fields,
                     }),
                 };
-                Ok(exec!(tx, conn => crate::jobs::enqueue(conn, &job).await)?.to_string())
+                queued(
+                    exec!(tx, conn => crate::jobs::enqueue(conn, &job).await)?,
+                    &job,
+                )
             }
             Action::CreateWorkOrder(w) => {
                 let job = CreateWorkOrderJob {
@@ -299,14 +323,18 @@ pub async fn enqueue_actions(
                     customer_id: ctx.customer.id,
                     requested_by: ctx.by,
                 };
-                Ok(exec!(tx, conn => crate::jobs::enqueue(conn, &job).await)?.to_string())
+                queued(
+                    exec!(tx, conn => crate::jobs::enqueue(conn, &job).await)?,
+                    &job,
+                )
             }
         };
         match pushed {
-            Ok(job_id) => out.push(Queued {
+            Ok((job_id, payload)) => out.push(Queued {
                 kind,
                 job_id: Some(job_id),
                 skipped: None,
+                payload: Some(payload),
             }),
             Err(reason) => {
                 timeline::append(tx, NewEvent {
@@ -322,6 +350,7 @@ pub async fn enqueue_actions(
                     kind,
                     job_id: None,
                     skipped: Some(reason),
+                    payload: None,
                 });
             }
         }

@@ -85,7 +85,7 @@ pub(crate) async fn load(db: &Db, card: CardId) -> Result<Option<Loaded>, ApiErr
 }
 
 /// [`load`] in a transaction.
-async fn load_in(tx: &mut Tx, card: CardId) -> Result<Option<Loaded>, ApiError> {
+pub(crate) async fn load_in(tx: &mut Tx, card: CardId) -> Result<Option<Loaded>, ApiError> {
     let card: Option<CardRow> = exec!(&mut *tx, conn => sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {} FROM cards WHERE id = $1", cards::CARD_COLUMNS)))
         .bind(card).fetch_optional(conn).await)?;
     let Some(card) = card else {
@@ -120,6 +120,7 @@ pub async fn move_card(
     access: impl FnOnce(&[UserId]) -> Result<(), ApiError>,
 ) -> Result<Moved, ApiError> {
     let mut tx = db.begin().await?;
+    crate::runtime::ensure_current(&mut tx, definitions).await?;
     let Some(loaded) = load_in(&mut tx, command.card).await? else {
         return Err(ApiError::not_found("card"));
     };
@@ -138,13 +139,15 @@ pub(crate) async fn move_loaded(
     loaded: Loaded,
 ) -> Result<Moved, ApiError> {
     let mut tx = db.begin().await?;
+    crate::runtime::ensure_current(&mut tx, definitions).await?;
     let moved = move_in(&mut tx, definitions, command, loaded).await?;
     tx.commit().await?;
     Ok(moved)
 }
 
-/// The checks and writes of a move, in `tx` (not committed).
-async fn move_in(
+/// The checks and writes of a move, in `tx` (not committed). The dry run calls it on a
+/// transaction it then rolls back.
+pub(crate) async fn move_in(
     tx: &mut Tx,
     definitions: &Definitions,
     command: MoveCommand,
@@ -327,9 +330,11 @@ async fn move_in(
     );
     let fields_text = Value::Object(merged.clone()).to_string();
     let updated = exec!(&mut *tx, conn => sqlx::query(
-        "UPDATE cards SET stage_id = $1, fields = $2, sort_key = $3, version = version + 1, stage_entered_at = $4, updated_at = $4
+        "UPDATE cards SET stage_id = $1, fields = $2, sort_key = $3, version = version + 1, stage_entered_at = $4, updated_at = $4,
+             definitions_version = $7
          WHERE id = $5 AND version = $6")
         .bind(&command.to).bind(&fields_text).bind(&key).bind(now).bind(card.id).bind(command.expected_version)
+        .bind(&definitions.version)
         .execute(conn).await.map(|r| r.rows_affected()))?;
     if updated == 0 {
         let version: Option<i64> = exec!(&mut *tx, conn => sqlx::query_scalar("SELECT version FROM cards WHERE id = $1")
@@ -447,8 +452,10 @@ pub async fn update_fields(
     );
     let mut tx = db.begin().await?;
     let updated = exec!(&mut tx, conn => sqlx::query(
-        "UPDATE cards SET fields = $1, sort_key = $2, version = version + 1, updated_at = $3 WHERE id = $4 AND version = $5")
+        "UPDATE cards SET fields = $1, sort_key = $2, version = version + 1, updated_at = $3, definitions_version = $6
+         WHERE id = $4 AND version = $5")
         .bind(Value::Object(merged.clone()).to_string()).bind(&key).bind(now).bind(card.id).bind(expected_version)
+        .bind(&definitions.version)
         .execute(conn).await.map(|r| r.rows_affected()))?;
     if updated == 0 {
         return Err(stale("card", card.version + 1));

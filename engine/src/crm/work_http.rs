@@ -33,6 +33,7 @@ async fn check(
     customer: CustomerId,
     permission: Permission,
 ) -> Result<(), ApiError> {
+    let defs = state.defs();
     let exists: Option<i64> = crate::read!(&state.db, pool => {
         sqlx::query_scalar("SELECT version FROM customers WHERE id = $1").bind(customer).fetch_optional(pool).await
     })?;
@@ -40,13 +41,7 @@ async fn check(
         return Err(ApiError::not_found("customer"));
     }
     let owners = customers::owner_ids(&state.db, customer).await?;
-    actor.require_access(
-        &state.definitions,
-        Module::Customers,
-        permission,
-        &owners,
-        "customer",
-    )
+    actor.require_access(&defs, Module::Customers, permission, &owners, "customer")
 }
 
 /// A customer's activities, open ones first.
@@ -95,8 +90,8 @@ async fn create_activity(
     let due_at = parse_instant(body.due_at.as_deref(), "due_at")?;
     if let Some(outcome) = &body.outcome {
         // Validate the outcome before anything is written.
-        let kind = state
-            .definitions
+        let defs = state.defs();
+        let kind = defs
             .activity_kinds
             .iter()
             .find(|k| k.id.as_str() == body.kind);
@@ -113,7 +108,7 @@ async fn create_activity(
     }
     let activity = activities::open(
         &state.db,
-        &state.definitions,
+        &state.defs(),
         id,
         body.card_id,
         &body.kind,
@@ -127,7 +122,7 @@ async fn create_activity(
         Some(outcome) => {
             let closed = activities::close(
                 &state.db,
-                &state.definitions,
+                &state.defs(),
                 &activity.id,
                 None,
                 &outcome,
@@ -160,6 +155,7 @@ async fn close_activity(
     Path(id): Path<String>,
     Json(body): Json<CloseActivity>,
 ) -> Result<Json<Closed>, ApiError> {
+    let defs = state.defs();
     let activity = activities::get(&state.db, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("activity"))?;
@@ -173,7 +169,7 @@ async fn close_activity(
         })?;
     let closed = activities::close(
         &state.db,
-        &state.definitions,
+        &defs,
         &id,
         body.expected_version,
         &body.outcome,
@@ -206,10 +202,11 @@ async fn add_note(
     Path(id): Path<CustomerId>,
     Json(body): Json<NewNote>,
 ) -> Result<(StatusCode, Json<NoteAdded>), ApiError> {
+    let defs = state.defs();
     check(&state, &actor, id, Permission::Edit).await?;
     let event_id = activities::add_note(
         &state.db,
-        &state.definitions,
+        &defs,
         id,
         body.card_id,
         &body.body,
@@ -285,15 +282,10 @@ async fn create_appointment(
     Path(id): Path<CustomerId>,
     Json(body): Json<AppointmentBody>,
 ) -> Result<(StatusCode, Json<Appointment>), ApiError> {
+    let defs = state.defs();
     check(&state, &actor, id, Permission::Edit).await?;
-    let appointment = appointments::create(
-        &state.db,
-        &state.definitions,
-        id,
-        &body.input()?,
-        Some(actor.user_id),
-    )
-    .await?;
+    let appointment =
+        appointments::create(&state.db, &defs, id, &body.input()?, Some(actor.user_id)).await?;
     Ok((StatusCode::CREATED, Json(appointment)))
 }
 
@@ -307,6 +299,7 @@ async fn update_appointment(
     Path(id): Path<String>,
     Json(body): Json<AppointmentBody>,
 ) -> Result<Json<Appointment>, ApiError> {
+    let defs = state.defs();
     let current = appointments::get(&state.db, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("appointment"))?;
@@ -324,7 +317,7 @@ async fn update_appointment(
     })?;
     let updated = appointments::update(
         &state.db,
-        &state.definitions,
+        &defs,
         &id,
         version,
         &body.input()?,
@@ -351,7 +344,8 @@ async fn agenda(
     actor: Actor,
     Query(q): Query<AgendaQuery>,
 ) -> Result<Json<Vec<Appointment>>, ApiError> {
-    actor.require(&state.definitions, Module::Customers, Permission::View)?;
+    let defs = state.defs();
+    actor.require(&defs, Module::Customers, Permission::View)?;
     let from = parse_instant(q.from.as_deref(), "from")?.unwrap_or_else(Timestamp::now);
     let to = parse_instant(q.to.as_deref(), "to")?.unwrap_or_else(|| {
         Timestamp::from_datetime(from.as_datetime() + chrono::Duration::days(7))
@@ -362,7 +356,7 @@ async fn agenda(
             "`to` must be after `from`, at most 62 days later",
         ));
     }
-    let policy = actor.record_filter(&state.definitions, Module::Customers);
+    let policy = actor.record_filter(&defs, Module::Customers);
     Ok(Json(
         appointments::agenda(&state.db, &policy, from, to).await?,
     ))

@@ -90,6 +90,40 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// One diagnostic as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct DiagnosticInfo {
+    /// `error` or `warning`.
+    pub severity: String,
+    /// Relative to the definitions folder (`workflows/sales.yaml`).
+    pub file: String,
+    pub line: u32,
+    pub col: u32,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+    /// `file:line:col: error: message` as `akis check` prints it.
+    pub text: String,
+}
+
+impl From<&Diagnostic> for DiagnosticInfo {
+    fn from(d: &Diagnostic) -> Self {
+        DiagnosticInfo {
+            severity: match d.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            }
+            .into(),
+            file: d.file.clone(),
+            line: d.line,
+            col: d.col,
+            message: d.message.clone(),
+            help: d.help.clone(),
+            text: d.to_string(),
+        }
+    }
+}
+
 /// A 1-based line/column position inside one file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Pos {

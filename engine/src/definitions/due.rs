@@ -91,6 +91,12 @@ impl<'de> serde::Deserialize<'de> for Due {
     }
 }
 
+impl serde::Serialize for Due {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
 impl schemars::JsonSchema for Due {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         std::borrow::Cow::Borrowed("DueExpression")

@@ -15,6 +15,7 @@
 
 pub mod diagnostic;
 pub mod due;
+pub mod live;
 pub mod model;
 pub mod source;
 mod validate;
@@ -24,6 +25,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use diagnostic::{Diagnostic, Pos, Severity};
+pub use live::LiveDefinitions;
 pub use model::*;
 pub use source::SourceSet;
 
@@ -201,6 +203,21 @@ impl Pipeline {
 
     pub fn stage(&self, id: &str) -> Option<&Stage> {
         self.stages.iter().find(|s| s.id.as_str() == id)
+    }
+
+    /// Where the cards of `old`, a stage this pipeline no longer has, go: the stage that
+    /// says `renamed_from: [old]`, or the target of a `stage_migrations` entry.
+    pub fn stage_mapping(&self, old: &str) -> Option<&str> {
+        self.stages
+            .iter()
+            .find(|s| s.renamed_from.iter().any(|r| r.as_str() == old))
+            .map(|s| s.id.as_str())
+            .or_else(|| {
+                self.stage_migrations
+                    .iter()
+                    .find(|m| m.from.as_str() == old)
+                    .map(|m| m.to.as_str())
+            })
     }
 
     pub fn transition(&self, from: &str, to: &str) -> Option<&Transition> {

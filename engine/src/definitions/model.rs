@@ -13,7 +13,7 @@ use std::fmt;
 use std::ops::Deref;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::diagnostic::Pos;
 use super::due::Due;
@@ -43,6 +43,13 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for At<T> {
                 u32::try_from(loc.column()).unwrap_or(u32::MAX),
             ),
         })
+    }
+}
+
+/// Serialized as the bare value: positions are not part of what a definition says.
+impl<T: Serialize> Serialize for At<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value.serialize(s)
     }
 }
 
@@ -103,6 +110,12 @@ macro_rules! slug_id {
             }
         }
 
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = String::deserialize(d)?;
@@ -153,7 +166,7 @@ slug_id!(
 );
 
 /// A display text in both languages.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct I18n {
     pub tr: String,
@@ -161,7 +174,7 @@ pub struct I18n {
 }
 
 /// One YAML file under `workflows/`. Every section is optional; the loader merges them.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DefinitionFile {
     /// Sales pipelines (kanban boards).
@@ -198,7 +211,7 @@ pub struct DefinitionFile {
 
 // ---------------------------------------------------------------- pipelines
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Pipeline {
     pub id: At<PipelineId>,
@@ -216,9 +229,26 @@ pub struct Pipeline {
     /// What happens when a lead returns for a customer whose card sits in a terminal stage.
     #[serde(default)]
     pub on_return: Option<At<ReturnPolicy>>,
+    /// Stages removed from this pipeline and where their cards go on the next reload
+    /// (`old_stage: new_stage`). A renamed stage says `renamed_from:` instead.
+    #[serde(default)]
+    pub stage_migrations: Vec<StageMigration>,
+    /// The file this pipeline is declared in (set by the loader).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub file: String,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+/// `- {from: old_stage, to: new_stage}`: the cards of a stage that no longer exists move
+/// to `to` when the definitions are reloaded.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StageMigration {
+    pub from: At<StageId>,
+    pub to: At<StageId>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Stage {
     pub id: At<StageId>,
@@ -238,9 +268,12 @@ pub struct Stage {
     /// Maximum number of cards in the column (soft limit shown on the board).
     #[serde(default)]
     pub wip_limit: Option<u32>,
+    /// Former ids of this stage: on reload, cards still in a stage of that id move here.
+    #[serde(default)]
+    pub renamed_from: Vec<At<StageId>>,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Transition {
     pub from: At<StageId>,
@@ -257,7 +290,7 @@ pub struct Transition {
 }
 
 /// An effect of a transition, an outcome or a work-order step; each names a job kind.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum Action {
     /// An in-app notification rendered from a message template.
@@ -288,7 +321,7 @@ impl Action {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyAction {
     pub to: Vec<Recipient>,
@@ -297,7 +330,7 @@ pub struct NotifyAction {
 }
 
 /// Who receives a notification or is assigned a reminder.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum Recipient {
     /// The card's owners.
@@ -308,7 +341,7 @@ pub enum Recipient {
     Actor,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FollowUpAction {
     pub title: I18n,
@@ -322,7 +355,7 @@ fn default_owners() -> Vec<Recipient> {
     vec![Recipient::Owners]
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WhatsappAction {
     pub template: At<WhatsappTemplateName>,
@@ -331,14 +364,14 @@ pub struct WhatsappAction {
     pub parameters: Vec<WhatsappParam>,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WhatsappParam {
     pub name: At<String>,
     pub value: At<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConversionAction {
     pub event: MetaEvent,
@@ -351,7 +384,7 @@ pub struct ConversionAction {
 }
 
 /// Meta standard events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub enum MetaEvent {
     Lead,
     Contact,
@@ -365,7 +398,7 @@ pub enum MetaEvent {
     StartTrial,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookAction {
     pub url: At<String>,
@@ -374,13 +407,13 @@ pub struct WebhookAction {
     pub secret_env: Option<At<String>>,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkOrderAction {
     pub definition: At<WorkOrderId>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CardLayout {
     /// Fields shown on a card, in order (built-in or custom).
@@ -394,7 +427,7 @@ pub struct CardLayout {
     pub badges: Vec<At<String>>,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CardOrder {
     pub by: At<FieldId>,
@@ -414,7 +447,7 @@ impl Default for CardOrder {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Asc,
@@ -422,7 +455,7 @@ pub enum Direction {
     Desc,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewLeadRules {
     /// Scoring rule returning `#{emotional, logical}`.
@@ -434,7 +467,7 @@ pub struct NewLeadRules {
 }
 
 /// Policy for a returning lead whose card is in a terminal stage.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum ReturnPolicy {
     /// Move the card back into `stage` and open an activity of kind `activity`.
@@ -446,7 +479,7 @@ pub enum ReturnPolicy {
     RecordOnly { activity: At<ActivityKindId> },
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Intake {
     /// Pipeline a lead enters when no source route matches.
@@ -456,7 +489,7 @@ pub struct Intake {
     pub by_source: Vec<SourceRoute>,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceRoute {
     pub source: At<SourceId>,
@@ -465,7 +498,7 @@ pub struct SourceRoute {
 
 // ---------------------------------------------------------------- fields & activities
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FieldDef {
     pub id: At<FieldId>,
@@ -480,7 +513,7 @@ pub struct FieldDef {
     pub options: Vec<ChoiceOption>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldType {
     Text,
@@ -496,14 +529,14 @@ pub enum FieldType {
     File,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChoiceOption {
     pub id: At<FieldId>,
     pub label: I18n,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActivityKind {
     pub id: At<ActivityKindId>,
@@ -512,7 +545,7 @@ pub struct ActivityKind {
     pub outcomes: Vec<Outcome>,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Outcome {
     pub id: At<OutcomeId>,
@@ -527,7 +560,7 @@ pub struct Outcome {
 
 // ---------------------------------------------------------------- work orders
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkOrderDef {
     pub id: At<WorkOrderId>,
@@ -538,7 +571,7 @@ pub struct WorkOrderDef {
     pub on_complete: Vec<Action>,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     pub id: At<StepId>,
@@ -571,7 +604,7 @@ pub struct Step {
 
 // ---------------------------------------------------------------- reminders
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReminderSet {
     pub id: At<ReminderId>,
@@ -579,7 +612,7 @@ pub struct ReminderSet {
     pub reminders: Vec<ReminderDef>,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReminderDef {
     pub id: At<ReminderId>,
@@ -595,7 +628,7 @@ pub struct ReminderDef {
 }
 
 /// What creates a reminder.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum Trigger {
     /// A card enters a stage.
@@ -618,7 +651,7 @@ pub enum Trigger {
     },
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StageRef {
     pub pipeline: At<PipelineId>,
@@ -627,7 +660,7 @@ pub struct StageRef {
 
 // ---------------------------------------------------------------- roles
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Role {
     pub id: At<RoleId>,
@@ -636,16 +669,22 @@ pub struct Role {
     pub scope: Scope,
     #[serde(default)]
     pub permissions: Permissions,
+    /// The file this role is declared in (set by the loader).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub file: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     Own,
     All,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Permission {
     View,
@@ -655,7 +694,7 @@ pub enum Permission {
 }
 
 /// Module × permitted actions.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Permissions {
     #[serde(default)]
@@ -715,7 +754,7 @@ impl Permissions {
 
 // ---------------------------------------------------------------- messaging & calendar
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WhatsappTemplateDef {
     /// Name as approved in WhatsApp Business Manager.
@@ -727,7 +766,7 @@ pub struct WhatsappTemplateDef {
     pub parameters: Vec<At<String>>,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Calendar {
     /// IANA time zone; `Europe/Istanbul` by default.
@@ -745,7 +784,7 @@ fn default_tz() -> At<String> {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BusinessHours {
     pub days: Vec<Weekday>,
@@ -755,7 +794,7 @@ pub struct BusinessHours {
     pub closes: At<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Weekday {
     Mon,
@@ -767,7 +806,7 @@ pub enum Weekday {
     Sun,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Holiday {
     /// `YYYY-MM-DD`

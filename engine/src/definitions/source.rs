@@ -19,6 +19,15 @@ static EMBEDDED_TEMPLATES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../templa
 /// The top-level folders a definition set is made of.
 pub const ROOTS: [&str; 3] = ["workflows", "rules", "templates"];
 
+/// The web UI's HTML screens live beside the message templates but belong to the binary
+/// (they must match its scripts and styles): they are not part of a definition set, so a
+/// reload never changes them and a stored version never rolls them back.
+pub const UI_TEMPLATES: &str = "templates/ui";
+
+fn is_definition_path(path: &str) -> bool {
+    path != UI_TEMPLATES && !path.starts_with("templates/ui/")
+}
+
 /// Relative path → content of every definition file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourceSet {
@@ -97,7 +106,10 @@ impl SourceSet {
 fn add_embedded(set: &mut SourceSet, root: &str, dir: &Dir<'_>) {
     for file in dir.files() {
         let rel = file.path().to_string_lossy().replace('\\', "/");
-        set.insert(format!("{root}/{rel}"), file.contents().to_vec());
+        let path = format!("{root}/{rel}");
+        if is_definition_path(&path) {
+            set.insert(path, file.contents().to_vec());
+        }
     }
     for sub in dir.dirs() {
         add_embedded(set, root, sub);
@@ -116,6 +128,9 @@ fn read_tree(set: &mut SourceSet, dir: &Path, rel: &str, depth: usize) -> io::Re
             continue;
         }
         let child = format!("{rel}/{name}");
+        if !is_definition_path(&child) {
+            continue;
+        }
         let kind = entry.file_type()?;
         if kind.is_dir() {
             read_tree(set, &entry.path(), &child, depth + 1)?;
@@ -141,6 +156,25 @@ mod tests {
         let mut b = SourceSet::new();
         b.insert("workflows/b.yaml", "x");
         assert_ne!(b.version(), v1);
+    }
+
+    #[test]
+    fn the_ui_screens_are_not_part_of_a_definition_set() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("templates/ui")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("templates/messages")).unwrap();
+        std::fs::write(tmp.path().join("templates/ui/board.html"), "<p>").unwrap();
+        std::fs::write(tmp.path().join("templates/messages/a.tr.txt"), "x").unwrap();
+        let set = SourceSet::from_dir(tmp.path()).unwrap();
+        assert_eq!(
+            set.files().map(|(p, _)| p).collect::<Vec<_>>(),
+            ["templates/messages/a.tr.txt"]
+        );
+        assert!(
+            !SourceSet::embedded()
+                .files()
+                .any(|(p, _)| p.starts_with("templates/ui/"))
+        );
     }
 
     #[test]

@@ -207,14 +207,28 @@ pub(super) fn load(sources: SourceSet) -> LoadReport {
     let definitions = match (has_errors, merged.intake) {
         (false, Some((_, intake))) => Some(Definitions {
             version,
-            pipelines: merged.pipelines.into_iter().map(|(_, p)| p).collect(),
+            pipelines: merged
+                .pipelines
+                .into_iter()
+                .map(|(file, mut p)| {
+                    p.file = file;
+                    p
+                })
+                .collect(),
             intake,
             customer_fields: merged.customer_fields.into_iter().map(|(_, f)| f).collect(),
             card_fields: merged.card_fields.into_iter().map(|(_, f)| f).collect(),
             activity_kinds: merged.activity_kinds.into_iter().map(|(_, a)| a).collect(),
             work_orders: merged.work_orders.into_iter().map(|(_, w)| w).collect(),
             reminder_sets: merged.reminder_sets.into_iter().map(|(_, r)| r).collect(),
-            roles: merged.roles.into_iter().map(|(_, r)| r).collect(),
+            roles: merged
+                .roles
+                .into_iter()
+                .map(|(file, mut r)| {
+                    r.file = file;
+                    r
+                })
+                .collect(),
             whatsapp_templates: merged
                 .whatsapp_templates
                 .into_iter()
@@ -607,6 +621,49 @@ fn check_role_ref(ctx: &mut Ctx<'_>, names: &Names, file: &str, id: &At<RoleId>)
     }
 }
 
+/// `renamed_from` and `stage_migrations` name stages that no longer exist, each once, and
+/// map them onto stages that do.
+fn check_stage_mappings<'a>(
+    ctx: &mut Ctx<'_>,
+    stages: &BTreeSet<String>,
+    file: &str,
+    p: &'a Pipeline,
+) {
+    let pid = p.id.as_str();
+    let mut mapped: BTreeMap<&str, Pos> = BTreeMap::new();
+    let mut claim = |ctx: &mut Ctx<'_>, old: &'a At<StageId>| {
+        if stages.contains(old.as_str()) {
+            ctx.error(
+                file,
+                old.pos,
+                format!(
+                    "stage `{}` still exists in pipeline `{pid}`; only a stage that is gone can be mapped",
+                    old.value
+                ),
+            );
+        } else if let Some(first) = mapped.get(old.as_str()) {
+            let help = format!("first mapped at line {}", first.line);
+            ctx.error(
+                file,
+                old.pos,
+                format!("stage `{}` is mapped more than once", old.value),
+            )
+            .help = Some(help);
+        } else {
+            mapped.insert(old.as_str(), old.pos);
+        }
+    };
+    for st in &p.stages {
+        for old in &st.renamed_from {
+            claim(ctx, old);
+        }
+    }
+    for m in &p.stage_migrations {
+        claim(ctx, &m.from);
+        check_stage_in(ctx, stages, file, &m.to, pid);
+    }
+}
+
 fn check_pipeline(ctx: &mut Ctx<'_>, names: &Names, file: &str, p: &Pipeline) {
     let pid = p.id.as_str();
     let ids: Vec<_> = p.stages.iter().map(|st| s(&st.id)).collect();
@@ -745,6 +802,7 @@ fn check_pipeline(ctx: &mut Ctx<'_>, names: &Names, file: &str, p: &Pipeline) {
             }
         }
     }
+    check_stage_mappings(ctx, &stages, file, p);
     for f in &p.card.fields {
         check_field_ref(ctx, names, file, f);
     }

@@ -31,6 +31,9 @@ pub struct ErrorBody {
     /// Quote this when reporting a problem.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// For `invalid_definitions`: every problem found in the definition files.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<crate::definitions::diagnostic::DiagnosticInfo>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +46,12 @@ pub enum ApiError {
         message: String,
         fields: BTreeMap<String, String>,
         retry_after_secs: Option<u64>,
+    },
+    /// 422 `invalid_definitions`: a definition set was refused; every diagnostic.
+    #[error("invalid definitions: {message}")]
+    Definitions {
+        message: String,
+        diagnostics: Vec<crate::definitions::diagnostic::DiagnosticInfo>,
     },
     /// Our fault. Logged, never shown.
     #[error(transparent)]
@@ -57,6 +66,17 @@ impl ApiError {
             message: message.into(),
             fields: BTreeMap::new(),
             retry_after_secs: None,
+        }
+    }
+
+    /// 422 `invalid_definitions` with the diagnostics of the refused set.
+    pub fn definitions(
+        message: impl Into<String>,
+        diagnostics: Vec<crate::definitions::diagnostic::DiagnosticInfo>,
+    ) -> Self {
+        ApiError::Definitions {
+            message: message.into(),
+            diagnostics,
         }
     }
 
@@ -130,6 +150,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Client { status, .. } => *status,
+            ApiError::Definitions { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -199,8 +220,23 @@ impl IntoResponse for ApiError {
                     message,
                     fields,
                     request_id: None,
+                    diagnostics: Vec::new(),
                 },
                 retry_after_secs,
+            ),
+            ApiError::Definitions {
+                message,
+                diagnostics,
+            } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorBody {
+                    code: "invalid_definitions".into(),
+                    message,
+                    fields: BTreeMap::new(),
+                    request_id: None,
+                    diagnostics,
+                },
+                None,
             ),
             ApiError::Internal(e) => {
                 // The span carries the request id (see http::mod).
@@ -224,6 +260,7 @@ fn internal_body() -> ErrorBody {
         message: "something went wrong on our side; it has been logged".into(),
         fields: BTreeMap::new(),
         request_id: None,
+        diagnostics: Vec::new(),
     }
 }
 
@@ -345,6 +382,7 @@ fn generic_body(status: StatusCode) -> ErrorBody {
         message: message.into(),
         fields: BTreeMap::new(),
         request_id: None,
+        diagnostics: Vec::new(),
     }
 }
 

@@ -43,6 +43,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "health", description = "Liveness and readiness probes (public)"),
         (name = "auth", description = "Login, sessions, password, API tokens"),
         (name = "admin", description = "Users, teams, offboarding, audit log (admin role)"),
+        (name = "definitions", description = "The definitions at run time: versions, diff, validate, reload on every node, dry run"),
     ),
     components(schemas(error::ErrorBody)),
     modifiers(&SecuritySchemes),
@@ -91,6 +92,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::crm::work_http::router())
         .merge(crate::crm::import::router())
         .merge(crate::notifications::router())
+        .merge(crate::runtime::http::router())
 }
 
 /// The OpenAPI document of the whole API.

@@ -39,7 +39,8 @@ async fn queue_health(
     State(state): State<AppState>,
     actor: Actor,
 ) -> Result<Json<Vec<QueueHealth>>, ApiError> {
-    actor.require(&state.definitions, Module::Admin, Permission::View)?;
+    let defs = state.defs();
+    actor.require(&defs, Module::Admin, Permission::View)?;
     Ok(Json(store::queue_health(&state.db).await?))
 }
 
@@ -51,7 +52,8 @@ async fn prometheus_metrics(
     State(state): State<AppState>,
     actor: Actor,
 ) -> Result<impl IntoResponse, ApiError> {
-    actor.require(&state.definitions, Module::Admin, Permission::View)?;
+    let defs = state.defs();
+    actor.require(&defs, Module::Admin, Permission::View)?;
     let body = crate::telemetry::prometheus()
         .map(|handle| handle.render())
         .unwrap_or_default();
@@ -83,7 +85,8 @@ async fn list_jobs(
     actor: Actor,
     Query(q): Query<JobListQuery>,
 ) -> Result<Json<Vec<JobSummary>>, ApiError> {
-    actor.require(&state.definitions, Module::Admin, Permission::View)?;
+    let defs = state.defs();
+    actor.require(&defs, Module::Admin, Permission::View)?;
     let filter = JobFilter {
         queue: q.queue,
         state: q.state,
@@ -100,7 +103,8 @@ async fn get_job(
     actor: Actor,
     Path(id): Path<JobId>,
 ) -> Result<Json<JobSummary>, ApiError> {
-    actor.require(&state.definitions, Module::Admin, Permission::View)?;
+    let defs = state.defs();
+    actor.require(&defs, Module::Admin, Permission::View)?;
     store::find_job(&state.db, id)
         .await?
         .map(Json)
@@ -131,7 +135,8 @@ async fn retry_job(
     client: ClientInfo,
     Path(id): Path<JobId>,
 ) -> Result<Json<JobSummary>, ApiError> {
-    actor.require(&state.definitions, Module::Admin, Permission::Edit)?;
+    let defs = state.defs();
+    actor.require(&defs, Module::Admin, Permission::Edit)?;
     let job = store::find_job(&state.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("job"))?;
@@ -163,7 +168,8 @@ async fn cancel_job(
     client: ClientInfo,
     Path(id): Path<JobId>,
 ) -> Result<Json<JobSummary>, ApiError> {
-    actor.require(&state.definitions, Module::Admin, Permission::Edit)?;
+    let defs = state.defs();
+    actor.require(&defs, Module::Admin, Permission::Edit)?;
     let job = store::find_job(&state.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("job"))?;
@@ -202,7 +208,8 @@ async fn list_effects(
     actor: Actor,
     Query(q): Query<EffectQuery>,
 ) -> Result<Json<Vec<Effect>>, ApiError> {
-    actor.require(&state.definitions, Module::Admin, Permission::View)?;
+    let defs = state.defs();
+    actor.require(&defs, Module::Admin, Permission::View)?;
     let which = q.state.unwrap_or(EffectState::Unknown);
     Ok(Json(
         effects::list(&state.db, which, q.limit.unwrap_or(100)).await?,
@@ -233,7 +240,8 @@ async fn resolve_effect(
     client: ClientInfo,
     Json(body): Json<ResolveEffect>,
 ) -> Result<Json<Resolved>, ApiError> {
-    actor.require(&state.definitions, Module::Admin, Permission::Edit)?;
+    let defs = state.defs();
+    actor.require(&defs, Module::Admin, Permission::Edit)?;
     let note = body.note.trim();
     if note.is_empty() || note.chars().count() > 1000 {
         return Err(

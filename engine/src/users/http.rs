@@ -31,19 +31,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 fn require_admin(state: &AppState, actor: &Actor, permission: Permission) -> Result<(), ApiError> {
-    actor.require(&state.definitions, Module::Admin, permission)
+    let defs = state.defs();
+    actor.require(&defs, Module::Admin, permission)
 }
 
 fn check_role(state: &AppState, role: &str) -> Result<(), ApiError> {
-    if state.definitions.role(role).is_some() {
+    let defs = state.defs();
+    if defs.role(role).is_some() {
         return Ok(());
     }
-    let known: Vec<&str> = state
-        .definitions
-        .roles
-        .iter()
-        .map(|r| r.id.as_str())
-        .collect();
+    let known: Vec<&str> = defs.roles.iter().map(|r| r.id.as_str()).collect();
     Err(
         ApiError::unprocessable("unknown_role", format!("unknown role `{role}`"))
             .with_field("role", format!("must be one of: {}", known.join(", "))),
@@ -413,18 +410,11 @@ async fn offboard_user(
     Path(id): Path<UserId>,
     Json(body): Json<OffboardRequest>,
 ) -> Result<Json<OffboardingReport>, ApiError> {
+    let defs = state.defs();
     require_admin(&state, &actor, Permission::Edit)?;
     let target = target(body.to_user, body.to_team)?;
     Ok(Json(
-        offboarding::offboard(
-            &state.db,
-            &actor,
-            id,
-            target,
-            &client,
-            &state.definitions.version,
-        )
-        .await?,
+        offboarding::offboard(&state.db, &actor, id, target, &client, &defs.version).await?,
     ))
 }
 

@@ -308,7 +308,9 @@ pub async fn create_from_cli(
     )
     .await
     .map_err(|e| match e {
-        ApiError::Client { message, .. } => anyhow::anyhow!(message),
+        ApiError::Client { message, .. } | ApiError::Definitions { message, .. } => {
+            anyhow::anyhow!(message)
+        }
         ApiError::Internal(e) => e,
     })?;
     let client = crate::audit::ClientInfo::default();

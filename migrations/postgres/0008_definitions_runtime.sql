@@ -1,0 +1,36 @@
+-- Definitions at run time: every definition set that was ever put in force is kept with
+-- its whole content, so an old version can always be read back (running work orders keep
+-- theirs); one row says which version is current. Nodes poll `generation` (and, on
+-- PostgreSQL, listen on `akis_definitions`) to pick a reload up.
+
+CREATE TABLE definition_versions (
+    version    TEXT PRIMARY KEY NOT NULL,          -- hex SHA-256 of the set (Definitions::version)
+    files      TEXT NOT NULL,                      -- JSON object: relative path -> file text
+    file_count BIGINT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    created_by TEXT                                -- user id; null for the CLI or start-up
+);
+
+-- Exactly one row (id = 1) once a set has been stored.
+CREATE TABLE definitions_current (
+    id           INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+    version      TEXT NOT NULL REFERENCES definition_versions (version),
+    generation   BIGINT NOT NULL,                 -- +1 on every activation
+    activated_at TIMESTAMPTZ NOT NULL
+);
+
+-- Every activation, newest last: which version was in force from when, put there by whom.
+CREATE TABLE definition_activations (
+    id               TEXT PRIMARY KEY NOT NULL,
+    version          TEXT NOT NULL REFERENCES definition_versions (version),
+    previous_version TEXT,
+    activated_at     TIMESTAMPTZ NOT NULL,
+    activated_by     TEXT,                         -- user id; null for the CLI or start-up
+    origin           TEXT NOT NULL,                -- 'startup', 'bootstrap', 'api', 'cli', 'signal'
+    moved_cards      BIGINT NOT NULL              -- cards moved by stage mappings
+);
+CREATE INDEX definition_activations_at ON definition_activations (activated_at);
+
+-- The version under which a record last changed.
+ALTER TABLE cards ADD COLUMN definitions_version TEXT;
+ALTER TABLE activities ADD COLUMN definitions_version TEXT;
