@@ -2,15 +2,14 @@
 //! every node, stage migration, dry runs, diffs, and the CLI (`akis reload`, `akis
 //! simulate`, SIGHUP).
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-
 use akis_engine::storage::Db;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{ChildGuard, TestSession, akis_command, eventually, repo_root};
+use crate::helpers::{
+    TestSession, akis_command, definitions_copy, eventually, login_at, repo_root, serve,
+};
 
 /// A shipped definition file's text.
 fn shipped(path: &str) -> String {
@@ -466,91 +465,6 @@ async fn queued_payloads(db: &Db, moved: &Value) -> Vec<Value> {
 
 // ---------------------------------------------------------------------------------------
 // Several processes, the CLI and SIGHUP.
-
-/// A free port on loopback.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// `akis serve` on `url`, waiting until it answers.
-async fn serve(url: &str, definitions: &std::path::Path, extra: &[&str]) -> (ChildGuard, String) {
-    let port = free_port();
-    let address = format!("127.0.0.1:{port}");
-    let mut cmd = akis_command();
-    cmd.arg("serve")
-        .args(["--listen", &address])
-        .args(extra)
-        .env("AKIS_DATABASE_URL", url)
-        .env("AKIS_DEFINITIONS", definitions)
-        .env("AKIS_DATA_DIR", tempfile::tempdir().expect("tmp").keep())
-        .env("AKIS_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("akis serve starts");
-    let stderr = child.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("[akis serve {port}] {line}");
-        }
-    });
-    let base = format!("http://{address}");
-    let guard = ChildGuard(child);
-    let probe = reqwest::Client::new();
-    eventually("the server answers", || {
-        let probe = probe.clone();
-        let url = format!("{base}/healthz");
-        async move {
-            probe
-                .get(url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        }
-    })
-    .await;
-    (guard, base)
-}
-
-async fn login_at(base: &str, email: &str) -> TestSession {
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let r = client
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"email": email, "password": crate::helpers::TEST_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK, "login at {base}");
-    let body: Value = r.json().await.unwrap();
-    TestSession::new(client, body, base)
-}
-
-/// A copy of the repository's definitions in a temporary folder.
-fn definitions_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tmp");
-    for root in ["workflows", "rules", "templates"] {
-        copy_tree(&repo_root().join(root), &dir.path().join(root));
-    }
-    dir
-}
-
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_server_processes_on_postgres_both_serve_a_reload_made_through_one() {

@@ -10,4 +10,5 @@ mod foundation;
 mod import;
 mod jobs;
 mod pipeline;
+mod realtime;
 mod storage;

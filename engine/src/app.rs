@@ -23,6 +23,8 @@ pub struct AppState {
     pub definitions: LiveDefinitions,
     /// Older stored versions, loaded on demand (diffs; work orders keep theirs).
     pub versions: VersionCache,
+    /// This node's realtime hub (Socket.IO clients).
+    pub realtime: crate::realtime::Realtime,
 }
 
 impl AppState {
@@ -37,6 +39,7 @@ impl AppState {
 pub struct App {
     listener: TcpListener,
     state: AppState,
+    hub: crate::realtime::Inbox,
 }
 
 /// Opens the database a configuration names and brings its schema up to date.
@@ -133,6 +136,7 @@ impl App {
             definitions = %definitions.version(),
             "storage ready"
         );
+        let (realtime, hub) = crate::realtime::Realtime::new();
         Ok(App {
             listener,
             state: AppState {
@@ -140,7 +144,9 @@ impl App {
                 db,
                 definitions,
                 versions: VersionCache::default(),
+                realtime,
             },
+            hub,
         })
     }
 
@@ -179,6 +185,8 @@ impl App {
             runtime::POLL_INTERVAL,
         ));
         let hangup = tokio::spawn(reload_on_hangup(self.state.clone()));
+        // Pushes the event log to this node's Socket.IO clients.
+        let hub = tokio::spawn(crate::realtime::hub::run(self.state.clone(), self.hub));
         let router = crate::http::router(self.state);
         tracing::info!(%addr, "listening");
         let served = axum::serve(
@@ -191,6 +199,7 @@ impl App {
         resumer.abort();
         watcher.abort();
         hangup.abort();
+        hub.abort();
         served?;
         db.close().await;
         tracing::info!("stopped");

@@ -56,6 +56,11 @@ pub struct Config {
     /// serve the stored version on PostgreSQL. An empty database is always bootstrapped
     /// from the local files.
     pub apply_definitions: Option<bool>,
+    /// Browser origins allowed to open a Socket.IO connection besides the server's own,
+    /// comma-separated (`https://crm.example.com,https://admin.example.com`).
+    pub allowed_origins: String,
+    /// How long the realtime event log keeps events for reconnecting clients, in hours.
+    pub event_retention_hours: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -86,6 +91,8 @@ impl Default for Config {
             session_idle_hours: 72,
             session_max_days: 30,
             apply_definitions: None,
+            allowed_origins: String::new(),
+            event_retention_hours: 72,
         }
     }
 }
@@ -126,6 +133,20 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// [`Config::event_retention_hours`] as a duration (at least one hour).
+    pub fn event_retention(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.event_retention_hours.max(1) * 3600)
+    }
+
+    /// [`Config::allowed_origins`], split and trimmed.
+    pub fn allowed_origins(&self) -> Vec<String> {
+        self.allowed_origins
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_string())
+            .filter(|o| !o.is_empty())
+            .collect()
+    }
+
     /// Loads from `akis.toml` (or `config_file`), the process environment and `overrides`.
     pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
         Self::load_from(config_file, std::env::vars(), overrides)

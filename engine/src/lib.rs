@@ -16,6 +16,7 @@
 //! - [`audit`]: the audit log of admin and security actions.
 //! - [`jobs`]: job kinds, transactional enqueue, the runner, deferred work, effect ledger.
 //! - [`http`]: the router, middleware, error type, extractors and OpenAPI document.
+//! - [`realtime`]: the event log, the per-node hub and the Socket.IO endpoint (live patches).
 //! - [`runtime`]: definitions at run time: stored versions, reloads on every node, stage
 //!   migration, dry runs, diffs.
 //! - [`demo`]: sample data for `akis demo`.
@@ -33,6 +34,7 @@ pub mod http;
 pub mod jobs;
 pub mod notifications;
 pub mod policy;
+pub mod realtime;
 pub mod rules;
 pub mod runtime;
 pub mod storage;

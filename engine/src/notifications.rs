@@ -42,21 +42,48 @@ pub struct NewNotification<'a> {
 
 /// Stores a notification; returns false when it already existed (same user and key).
 pub async fn insert(tx: &mut Tx, n: NewNotification<'_>) -> Result<bool, sqlx::Error> {
-    let rows = exec!(tx, conn => sqlx::query(
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = Timestamp::now();
+    let rows = exec!(&mut *tx, conn => sqlx::query(
         "INSERT INTO notifications (id, user_id, kind, body, customer_id, data, effect_key, created_at, read_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL)
          ON CONFLICT (user_id, effect_key) WHERE effect_key IS NOT NULL DO NOTHING")
-        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(&id)
         .bind(n.user_id)
         .bind(n.kind)
         .bind(n.body)
         .bind(n.customer_id)
         .bind(n.data.to_string())
         .bind(n.effect_key)
-        .bind(Timestamp::now())
+        .bind(now)
         .execute(conn)
         .await
         .map(|r| r.rows_affected()))?;
+    if rows > 0 {
+        // The bell of the user's open screens, on every node.
+        let unread: i64 = exec!(&mut *tx, conn => sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL")
+            .bind(n.user_id).fetch_one(conn).await)?;
+        let shown = Notification {
+            id,
+            kind: n.kind.to_string(),
+            body: n.body.to_string(),
+            customer_id: n.customer_id,
+            created_at: now,
+            read_at: None,
+        };
+        let mut data = serde_json::to_value(&shown).unwrap_or(Value::Null);
+        data["unread"] = serde_json::json!(unread);
+        crate::realtime::record(
+            tx,
+            crate::realtime::NewEvent::new(
+                crate::realtime::kinds::NOTIFICATION,
+                crate::realtime::Audience::User(n.user_id),
+                data,
+            )
+            .by(None),
+        )
+        .await?;
+    }
     Ok(rows > 0)
 }
 

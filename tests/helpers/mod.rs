@@ -432,14 +432,35 @@ pub struct TestSession {
     pub client: reqwest::Client,
     pub csrf: String,
     pub user_id: String,
+    /// `akis_session=…`, as a browser sends it (for Socket.IO clients).
+    pub cookie: String,
     address: String,
+}
+
+/// The `name=value` of the session cookie a login answer set.
+pub fn session_cookie(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("akis_session="))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_default()
+        .to_string()
 }
 
 impl TestSession {
     /// A session from a login answer (`{user, csrf_token}`) made with `client`.
-    pub fn new(client: reqwest::Client, login: serde_json::Value, address: &str) -> Self {
+    pub fn new(
+        client: reqwest::Client,
+        login: serde_json::Value,
+        address: &str,
+        cookie: String,
+    ) -> Self {
         TestSession {
             client,
+            cookie,
             csrf: login["csrf_token"]
                 .as_str()
                 .expect("csrf token")
@@ -517,16 +538,9 @@ impl TestApp {
             reqwest::StatusCode::OK,
             "login as {email}"
         );
+        let cookie = session_cookie(&response);
         let body: serde_json::Value = response.json().await.expect("json");
-        TestSession {
-            client,
-            csrf: body["csrf_token"].as_str().expect("csrf token").to_string(),
-            user_id: body["user"]["user"]["id"]
-                .as_str()
-                .expect("user id")
-                .to_string(),
-            address: self.address.clone(),
-        }
+        TestSession::new(client, body, &self.address, cookie)
     }
 
     /// Creates a user with `role` and logs them in.
@@ -534,5 +548,97 @@ impl TestApp {
         let email = format!("{role}-{}@test.local", uuid::Uuid::now_v7().simple());
         self.create_user(&email, role).await;
         self.login(&email, TEST_PASSWORD).await
+    }
+}
+
+// ---------------------------------------------------------------- real processes
+
+/// A free port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// `akis serve` on `url`, waiting until it answers.
+pub async fn serve(
+    url: &str,
+    definitions: &std::path::Path,
+    extra: &[&str],
+) -> (ChildGuard, String) {
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let mut cmd = akis_command();
+    cmd.arg("serve")
+        .args(["--listen", &address])
+        .args(extra)
+        .env("AKIS_DATABASE_URL", url)
+        .env("AKIS_DEFINITIONS", definitions)
+        .env("AKIS_DATA_DIR", tempfile::tempdir().expect("tmp").keep())
+        .env("AKIS_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("akis serve starts");
+    let stderr = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            eprintln!("[akis serve {port}] {line}");
+        }
+    });
+    let base = format!("http://{address}");
+    let guard = ChildGuard(child);
+    let probe = reqwest::Client::new();
+    eventually("the server answers", || {
+        let probe = probe.clone();
+        let url = format!("{base}/healthz");
+        async move {
+            probe
+                .get(url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    })
+    .await;
+    (guard, base)
+}
+
+pub async fn login_at(base: &str, email: &str) -> TestSession {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let r = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": TEST_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK, "login at {base}");
+    let cookie = session_cookie(&r);
+    let body: serde_json::Value = r.json().await.unwrap();
+    TestSession::new(client, body, base, cookie)
+}
+
+/// A copy of the repository's definitions in a temporary folder.
+pub fn definitions_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tmp");
+    for root in ["workflows", "rules", "templates"] {
+        copy_tree(&repo_root().join(root), &dir.path().join(root));
+    }
+    dir
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
     }
 }

@@ -96,7 +96,7 @@ pub async fn authenticate(
 /// Resolves the caller: a bearer token wins over a cookie. A bearer token that does not
 /// resolve is an error (the caller clearly meant to authenticate); a stale cookie is just
 /// anonymous.
-async fn identify(
+pub(crate) async fn identify(
     state: &AppState,
     bearer: Option<String>,
     cookie: Option<String>,

@@ -133,7 +133,12 @@ pub async fn resolve(db: &Db, config: &Config, secret: &str) -> Result<Option<Ac
 }
 
 pub async fn delete(tx: &mut Tx, session_id: &str) -> Result<(), sqlx::Error> {
-    exec!(tx, conn => sqlx::query("DELETE FROM sessions WHERE id = $1").bind(session_id).execute(conn).await.map(|r| r.rows_affected()))?;
+    let user: Option<UserId> = exec!(&mut *tx, conn => sqlx::query_scalar("DELETE FROM sessions WHERE id = $1 RETURNING user_id")
+        .bind(session_id).fetch_optional(conn).await)?;
+    // Its open sockets close at once, on every node.
+    if let Some(user) = user {
+        crate::realtime::log::access_changed(tx, user, Some(session_id)).await?;
+    }
     Ok(())
 }
 
@@ -148,6 +153,9 @@ pub async fn delete_for_user(
         .bind(keep)
         .execute(conn)
         .await.map(|r| r.rows_affected()))?;
+    if done > 0 {
+        crate::realtime::log::access_changed(tx, user_id, None).await?;
+    }
     Ok(done)
 }
 

@@ -172,6 +172,9 @@ pub async fn revoke(tx: &mut Tx, user_id: UserId, id: TokenId) -> Result<bool, s
     .bind(Timestamp::now())
     .execute(conn)
     .await.map(|r| r.rows_affected()))?;
+    if done == 1 {
+        crate::realtime::log::access_changed(tx, user_id, None).await?;
+    }
     Ok(done == 1)
 }
 
@@ -184,6 +187,9 @@ pub async fn revoke_all_for_user(tx: &mut Tx, user_id: UserId) -> Result<u64, sq
     .bind(Timestamp::now())
     .execute(conn)
     .await.map(|r| r.rows_affected()))?;
+    if done > 0 {
+        crate::realtime::log::access_changed(tx, user_id, None).await?;
+    }
     Ok(done)
 }
 

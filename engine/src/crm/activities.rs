@@ -118,7 +118,9 @@ pub(crate) async fn touch_contact(
     exec!(tx, conn => sqlx::query(
         "UPDATE customers SET last_contact_at = $1 WHERE id = $2 AND (last_contact_at IS NULL OR last_contact_at < $1)")
         .bind(at).bind(customer).execute(conn).await.map(|r| r.rows_affected()))?;
-    cards::refresh_sort_keys_for_customer(tx, definitions, customer).await
+    cards::refresh_sort_keys_for_customer(tx, definitions, customer).await?;
+    // Cards show the last contact: screens update them.
+    crate::crm::live::customer_cards_updated(tx, definitions, customer, None).await
 }
 
 /// Opens an activity.

@@ -15,10 +15,11 @@ use crate::crm::customers::{self, OwnerRef, parse_object};
 use crate::crm::sql::{Arg, Sql};
 use crate::definitions::Definitions;
 use crate::definitions::model::{Direction, Pipeline};
+use crate::exec;
 use crate::http::ApiError;
 use crate::policy::RecordFilter;
 use crate::rules::{RuleContext, RuleRef};
-use crate::storage::Db;
+use crate::storage::{Db, Tx};
 use crate::types::Timestamp;
 use crate::types::fold;
 use crate::types::ids::{CardId, CustomerId, UserId};
@@ -131,6 +132,9 @@ pub struct BoardCard {
     pub customer_id: CustomerId,
     pub stage_id: String,
     pub version: i64,
+    /// The card's place in its column: columns are ordered by `sort_key` then `id`, in the
+    /// pipeline's card order direction (a live update can insert a card without asking).
+    pub sort_key: String,
     /// The layout's fields, by id, in the declared order.
     #[schema(value_type = Object)]
     pub fields: Map<String, Value>,
@@ -519,82 +523,132 @@ async fn to_board_cards(
         layout.contains(&"tags"),
     )
     .await?;
-    let badge_rules: Vec<RuleRef> = pipeline
-        .card
-        .badges
-        .iter()
-        .filter_map(|b| RuleRef::parse(b.as_str()).ok())
-        .collect();
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let card_fields = parse_object(&row.fields);
-        let customer_fields = parse_object(&row.customer_fields);
-        let mut fields = Map::new();
-        for field in &layout {
-            fields.insert(
-                (*field).to_string(),
-                layout_value(
-                    definitions,
-                    field,
-                    &row,
-                    &card_fields,
-                    &customer_fields,
-                    &owners,
-                    &tags,
-                ),
-            );
-        }
-        let mut badges = Vec::new();
-        if !badge_rules.is_empty() {
-            let days_since_contact = row
-                .last_contact_at
-                .map(|t| (Timestamp::now().as_datetime() - t.as_datetime()).num_days());
-            let mut card_view = Map::new();
-            for def in &definitions.card_fields {
-                let v = card_fields
-                    .get(def.id.as_str())
-                    .map_or(Value::Null, |v| crate::crm::fields::rule_value(def.kind, v));
-                card_view.insert(def.id.as_str().to_string(), v);
-            }
-            card_view.insert("stage".into(), json!(row.stage_id));
-            card_view.insert("days_since_contact".into(), json!(days_since_contact));
-            let customer_view = customers::rule_view(
+    Ok(rows
+        .into_iter()
+        .map(|row| build_card(definitions, pipeline, row, &owners, &tags))
+        .collect())
+}
+
+/// One board card from its row: exactly the layout's fields, and its badges.
+fn build_card(
+    definitions: &Definitions,
+    pipeline: &Pipeline,
+    row: BoardRow,
+    owners: &HashMap<CustomerId, Vec<OwnerRef>>,
+    tags: &HashMap<CustomerId, Vec<String>>,
+) -> BoardCard {
+    let card_fields = parse_object(&row.fields);
+    let customer_fields = parse_object(&row.customer_fields);
+    let mut fields = Map::new();
+    for field in pipeline.card.fields.iter().map(|f| f.as_str()) {
+        fields.insert(
+            field.to_string(),
+            layout_value(
                 definitions,
-                &row.name,
-                &row.source,
-                row.phone.as_deref(),
-                row.email.as_deref(),
+                field,
+                &row,
+                &card_fields,
                 &customer_fields,
-                &[
-                    ("emotional_score", json!(row.emotional_score)),
-                    ("logical_score", json!(row.logical_score)),
-                ],
-            );
-            let ctx = RuleContext::new()
-                .with_json("card", &Value::Object(card_view))
-                .with_json("customer", &customer_view);
-            for rule in &badge_rules {
-                match definitions.rules.badge(rule, &ctx) {
-                    Ok(Some(b)) => badges.push(BadgeOut {
-                        tr: b.tr,
-                        en: b.en,
-                        color: b.color,
-                    }),
-                    Ok(None) => {}
-                    Err(e) => tracing::debug!(rule = %rule, error = %e, "badge rule failed"),
-                }
+                owners,
+                tags,
+            ),
+        );
+    }
+    let mut badges = Vec::new();
+    if !pipeline.card.badges.is_empty() {
+        let days_since_contact = row
+            .last_contact_at
+            .map(|t| (Timestamp::now().as_datetime() - t.as_datetime()).num_days());
+        let mut card_view = Map::new();
+        for def in &definitions.card_fields {
+            let v = card_fields
+                .get(def.id.as_str())
+                .map_or(Value::Null, |v| crate::crm::fields::rule_value(def.kind, v));
+            card_view.insert(def.id.as_str().to_string(), v);
+        }
+        card_view.insert("stage".into(), json!(row.stage_id));
+        card_view.insert("days_since_contact".into(), json!(days_since_contact));
+        let customer_view = customers::rule_view(
+            definitions,
+            &row.name,
+            &row.source,
+            row.phone.as_deref(),
+            row.email.as_deref(),
+            &customer_fields,
+            &[
+                ("emotional_score", json!(row.emotional_score)),
+                ("logical_score", json!(row.logical_score)),
+            ],
+        );
+        let ctx = RuleContext::new()
+            .with_json("card", &Value::Object(card_view))
+            .with_json("customer", &customer_view);
+        for rule in pipeline
+            .card
+            .badges
+            .iter()
+            .filter_map(|b| RuleRef::parse(b.as_str()).ok())
+        {
+            match definitions.rules.badge(&rule, &ctx) {
+                Ok(Some(b)) => badges.push(BadgeOut {
+                    tr: b.tr,
+                    en: b.en,
+                    color: b.color,
+                }),
+                Ok(None) => {}
+                Err(e) => tracing::debug!(rule = %rule, error = %e, "badge rule failed"),
             }
         }
-        out.push(BoardCard {
-            id: row.id,
-            customer_id: row.customer_id,
-            stage_id: row.stage_id,
-            version: row.version,
-            fields,
-            badges,
-        });
     }
-    Ok(out)
+    BoardCard {
+        id: row.id,
+        customer_id: row.customer_id,
+        stage_id: row.stage_id,
+        version: row.version,
+        sort_key: row.sort_key,
+        fields,
+        badges,
+    }
+}
+
+/// One card as the board shows it, read inside `tx` (a realtime event carries it). None
+/// when the card does not exist or its pipeline is no longer defined.
+pub(crate) async fn card_in(
+    tx: &mut Tx,
+    definitions: &Definitions,
+    card: CardId,
+) -> Result<Option<BoardCard>, sqlx::Error> {
+    let row: Option<BoardRow> = exec!(&mut *tx, conn => sqlx::query_as(sqlx::AssertSqlSafe(format!("{PAGE_SELECT} WHERE c.id = $1")))
+        .bind(card).fetch_optional(conn).await)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let pipeline_id: String = exec!(&mut *tx, conn => sqlx::query_scalar("SELECT pipeline_id FROM cards WHERE id = $1")
+        .bind(card).fetch_one(conn).await)?;
+    let Some(pipeline) = definitions.pipeline(&pipeline_id) else {
+        return Ok(None);
+    };
+    let layout: Vec<&str> = pipeline.card.fields.iter().map(|f| f.as_str()).collect();
+    let mut owners = HashMap::new();
+    let mut tags = HashMap::new();
+    if layout.contains(&"owners") {
+        let list: Vec<(UserId, String)> = exec!(&mut *tx, conn => sqlx::query_as(
+            "SELECT u.id, u.name FROM customer_owners o JOIN users u ON u.id = o.user_id WHERE o.customer_id = $1 ORDER BY o.since, u.id")
+            .bind(row.customer_id).fetch_all(conn).await)?;
+        owners.insert(
+            row.customer_id,
+            list.into_iter()
+                .map(|(id, name)| OwnerRef { id, name })
+                .collect(),
+        );
+    }
+    if layout.contains(&"tags") {
+        let list: Vec<String> = exec!(&mut *tx, conn => sqlx::query_scalar(
+            "SELECT tag FROM customer_tags WHERE customer_id = $1 ORDER BY tag")
+            .bind(row.customer_id).fetch_all(conn).await)?;
+        tags.insert(row.customer_id, list);
+    }
+    Ok(Some(build_card(definitions, pipeline, row, &owners, &tags)))
 }
 
 /// The whole board: every column's count and first `limit` cards.

@@ -113,34 +113,43 @@ pub async fn bulk_move(
 ) -> Result<Vec<ItemResult>, ApiError> {
     actor.require(definitions, Module::Bulk, Permission::Bulk)?;
     check_size(items.len())?;
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let result = async {
-            let Some(loaded) = transition::load(db, item.card_id).await? else {
-                return Err(ApiError::not_found("card"));
-            };
-            actor.require_access(
-                definitions,
-                Module::Pipeline,
-                Permission::Edit,
-                &loaded.owners,
-                "card",
-            )?;
-            let command = MoveCommand {
-                card: item.card_id,
-                to: to.to_string(),
-                expected_version: item.expected_version.unwrap_or(loaded.card.version),
-                fields: fields.clone(),
-                by: Some(actor.user_id),
-                locale: actor.locale.clone(),
-            };
-            transition::move_loaded(db, definitions, command, loaded).await
+    // The moves' events share a batch: each client gets one `cards.moved`, not one event
+    // per card.
+    let (batch, out) = crate::realtime::context::batch(async {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let result = async {
+                let Some(loaded) = transition::load(db, item.card_id).await? else {
+                    return Err(ApiError::not_found("card"));
+                };
+                actor.require_access(
+                    definitions,
+                    Module::Pipeline,
+                    Permission::Edit,
+                    &loaded.owners,
+                    "card",
+                )?;
+                let command = MoveCommand {
+                    card: item.card_id,
+                    to: to.to_string(),
+                    expected_version: item.expected_version.unwrap_or(loaded.card.version),
+                    fields: fields.clone(),
+                    by: Some(actor.user_id),
+                    locale: actor.locale.clone(),
+                };
+                transition::move_loaded(db, definitions, command, loaded).await
+            }
+            .await;
+            out.push(match result {
+                Ok(moved) => ItemResult::done(item.card_id, Some(moved.card.version)),
+                Err(e) => ItemResult::refused(item.card_id, &e),
+            });
         }
-        .await;
-        out.push(match result {
-            Ok(moved) => ItemResult::done(item.card_id, Some(moved.card.version)),
-            Err(e) => ItemResult::refused(item.card_id, &e),
-        });
+        out
+    })
+    .await;
+    if let Err(e) = crate::realtime::hub::end_batch(db, &batch).await {
+        tracing::warn!(error = %e, "cannot mark the end of a bulk move; clients get it after a short pause");
     }
     Ok(out)
 }
@@ -254,6 +263,9 @@ pub async fn set_owners(
         },
     )
     .await?;
+    crate::crm::live::customer_updated(&mut tx, id, version, json!({"owners": next})).await?;
+    crate::crm::live::customer_cards_updated(&mut tx, definitions, id, Some(owners.clone()))
+        .await?;
     tx.commit().await?;
     Ok(version)
 }
@@ -323,6 +335,8 @@ pub async fn bulk_tag(
                 data: json!({"added": add, "removed": change.remove}),
             })
             .await?;
+            crate::crm::live::customer_updated(&mut tx, *id, version, json!({"tags_added": add, "tags_removed": change.remove})).await?;
+            crate::crm::live::customer_cards_updated(&mut tx, definitions, *id, None).await?;
             tx.commit().await?;
             Ok::<_, ApiError>(version)
         }

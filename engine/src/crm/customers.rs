@@ -571,6 +571,9 @@ pub async fn update(
         },
     )
     .await?;
+    crate::crm::live::customer_updated(&mut tx, id, row.version + 1, Value::Object(changed))
+        .await?;
+    crate::crm::live::customer_cards_updated(&mut tx, definitions, id, None).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -627,6 +627,7 @@ async fn new_customer(
     if let Some(owner) = assigned {
         notify_assigned(tx, &row, owner, lead_event).await?;
     }
+    crate::crm::live::card_added(tx, definitions, card).await?;
     Ok((id, card))
 }
 
@@ -734,6 +735,8 @@ async fn returning_customer(
         "SELECT {} FROM cards WHERE customer_id = $1 AND pipeline_id = $2 AND closed_at IS NULL", cards::CARD_COLUMNS)))
         .bind(id).bind(pipeline.id.as_str()).fetch_optional(conn).await)?;
     let mut reopened = None;
+    let mut live_change: Option<(String, String)> = None;
+    let is_new_card = existing.is_none();
     let card_id = match existing {
         None => {
             let stage = pipeline.initial_stage().ok_or_else(|| {
@@ -780,6 +783,7 @@ async fn returning_customer(
                         reopened = Some(
                             json!({"from": card.stage_id, "to": stage.as_str(), "activity": activity.as_str()}),
                         );
+                        live_change = Some((card.stage_id.clone(), stage.as_str().to_string()));
                     }
                     ReturnPolicy::RecordOnly { activity } => {
                         reopened =
@@ -827,5 +831,14 @@ async fn returning_customer(
         },
     )
     .await?;
+    match (is_new_card, live_change) {
+        (true, _) => crate::crm::live::card_added(tx, definitions, card_id).await?,
+        (false, Some((from, to))) => {
+            crate::crm::live::card_moved(tx, definitions, card_id, &from, &to).await?
+        }
+        (false, None) => {
+            crate::crm::live::customer_cards_updated(tx, definitions, id, None).await?
+        }
+    }
     Ok((id, card_id))
 }

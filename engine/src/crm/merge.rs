@@ -135,6 +135,8 @@ pub async fn merge(
                 data: json!({"reason": "merged", "pipeline": card.pipeline_id, "stage": card.stage_id, "from_customer": other}),
             })
             .await?;
+            crate::crm::live::card_removed(&mut tx, card.id, &card.pipeline_id, survivor, "merged")
+                .await?;
             report.cards_closed.push(card.id);
         } else {
             exec!(&mut tx, conn => sqlx::query("UPDATE cards SET customer_id = $1 WHERE id = $2")
@@ -232,6 +234,23 @@ pub async fn merge(
         },
     )
     .await?;
+    let survivor_version: i64 = exec!(&mut tx, conn => sqlx::query_scalar("SELECT version FROM customers WHERE id = $1")
+        .bind(survivor).fetch_one(conn).await)?;
+    crate::crm::live::customer_updated(
+        &mut tx,
+        survivor,
+        survivor_version,
+        json!({"merged": other}),
+    )
+    .await?;
+    crate::crm::live::customer_updated(
+        &mut tx,
+        other,
+        survivor_version,
+        json!({"merged_into": survivor}),
+    )
+    .await?;
+    crate::crm::live::customer_cards_updated(&mut tx, definitions, survivor, None).await?;
     tx.commit().await?;
     Ok(report)
 }

@@ -14,6 +14,7 @@
 //! - [`bulk`]: bulk move / assign / tag with a result per item.
 //! - [`fields`]: custom field values (validation, canonical JSON, rule view).
 //! - [`sql`]: dynamic SQL that binds the same way on both backends.
+//! - [`live`]: the realtime events of these changes, written in their transactions.
 //! - [`activities`]: activities with outcomes (which may move the card), calls, notes.
 //! - [`appointments`]: appointments, rescheduling history, the agenda.
 //! - [`http`], [`work_http`]: the routes.
@@ -28,6 +29,7 @@ pub mod fields;
 pub mod http;
 pub mod import;
 pub mod intake;
+pub mod live;
 pub mod merge;
 pub mod outbox;
 pub mod sql;

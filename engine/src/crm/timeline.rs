@@ -72,7 +72,31 @@ pub(crate) async fn append_with_id(
         .execute(conn)
         .await
         .map(|r| r.rows_affected()))?;
-    Ok(())
+    // Screens showing this customer append it at once.
+    let actor_name: Option<String> = match event.actor {
+        Some(actor) => {
+            exec!(&mut *tx, conn => sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
+            .bind(actor).fetch_optional(conn).await)?
+        }
+        None => None,
+    };
+    let shown = Event {
+        id,
+        customer_id: event.customer_id,
+        card_id: event.card_id,
+        kind: event.kind.to_string(),
+        at,
+        actor_id: event.actor,
+        actor_name,
+        definitions_version: event.definitions_version.to_string(),
+        data: event.data,
+    };
+    crate::crm::live::timeline_added(
+        tx,
+        shown.customer_id,
+        serde_json::to_value(&shown).unwrap_or(Value::Null),
+    )
+    .await
 }
 
 /// One event as the API returns it.

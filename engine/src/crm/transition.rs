@@ -366,6 +366,7 @@ pub(crate) async fn move_in(
         now,
     )
     .await?;
+    crate::crm::live::card_moved(tx, definitions, card.id, &card.stage_id, &command.to).await?;
     let jobs = match &full_customer {
         Some(full) => {
             let ctx = ActionContext {
@@ -481,6 +482,7 @@ pub async fn update_fields(
         },
     )
     .await?;
+    crate::crm::live::card_updated(&mut tx, definitions, card.id, None).await?;
     tx.commit().await?;
     Ok(Card {
         id: card.id,

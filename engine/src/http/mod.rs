@@ -43,6 +43,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "health", description = "Liveness and readiness probes (public)"),
         (name = "auth", description = "Login, sessions, password, API tokens"),
         (name = "admin", description = "Users, teams, offboarding, audit log (admin role)"),
+        (name = "realtime", description = "Event replay over HTTP and presence (live events come over Socket.IO at /socket.io/, see docs/realtime.md)"),
         (name = "definitions", description = "The definitions at run time: versions, diff, validate, reload on every node, dry run"),
     ),
     components(schemas(error::ErrorBody)),
@@ -93,6 +94,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::crm::import::router())
         .merge(crate::notifications::router())
         .merge(crate::runtime::http::router())
+        .merge(crate::realtime::http::router())
 }
 
 /// The OpenAPI document of the whole API.
@@ -150,11 +152,17 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async {
             ApiError::client(StatusCode::NOT_FOUND, "not_found", "no such endpoint").into_response()
         })
+        // The request's X-Client-Op and actor, for the events its changes write.
+        .layer(axum::middleware::from_fn(
+            crate::realtime::context::middleware,
+        ))
         // Authentication wraps routing, so it runs before any extractor or fallback.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::auth::middleware::authenticate,
         ))
-        .with_state(state)
+        .with_state(state.clone())
+        // Socket.IO (`/socket.io/`) authenticates its own connections (cookie or token).
+        .layer(crate::realtime::socket::layer(&state).0)
         .layer(middleware)
 }

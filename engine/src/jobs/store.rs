@@ -182,6 +182,7 @@ pub async fn finish(db: &Db, completions: &[Completion]) -> Result<(), JobsError
     if completions.is_empty() {
         return Ok(());
     }
+    let mut died: Vec<&Completion> = Vec::new();
     match db {
         Db::Sqlite(s) => {
             let mut tx = s.begin_write().await?;
@@ -194,6 +195,9 @@ pub async fn finish(db: &Db, completions: &[Completion]) -> Result<(), JobsError
                     .rows_affected();
                 if deleted == 0 {
                     continue;
+                }
+                if matches!(c.outcome, Outcome::Dead { .. }) {
+                    died.push(c);
                 }
                 match &c.outcome {
                     Outcome::Done | Outcome::Dead { .. } => {
@@ -239,6 +243,9 @@ pub async fn finish(db: &Db, completions: &[Completion]) -> Result<(), JobsError
             let owned: std::collections::HashSet<JobId> = owned.into_iter().collect();
             let mut history = HistoryColumns::default();
             for c in completions.iter().filter(|c| owned.contains(&c.id)) {
+                if matches!(c.outcome, Outcome::Dead { .. }) {
+                    died.push(c);
+                }
                 match &c.outcome {
                     Outcome::Done | Outcome::Dead { .. } => history.push(c),
                     Outcome::Retry {
@@ -275,7 +282,38 @@ pub async fn finish(db: &Db, completions: &[Completion]) -> Result<(), JobsError
             tx.commit().await?;
         }
     }
+    if !died.is_empty() {
+        announce_dead(db, &died).await;
+    }
     Ok(())
+}
+
+/// `job.failed` to admins' screens for jobs that just died. Written after the finish
+/// committed (a lost announcement leaves the dead job in the admin's queue list).
+async fn announce_dead(db: &Db, died: &[&Completion]) {
+    let result = async {
+        let mut tx = db.begin().await?;
+        for c in died {
+            let error = match &c.outcome {
+                Outcome::Dead { error } => error.as_str(),
+                _ => "",
+            };
+            crate::realtime::record(
+                &mut tx,
+                crate::realtime::NewEvent::new(
+                    crate::realtime::kinds::JOB_FAILED,
+                    crate::realtime::Audience::admins(),
+                    serde_json::json!({"job_id": c.id, "queue": c.queue, "error": error, "attempts": c.attempts}),
+                ),
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "cannot announce dead jobs");
+    }
 }
 
 fn history_state(outcome: &Outcome) -> (&'static str, Option<&str>) {

@@ -412,6 +412,16 @@ pub async fn apply(
         entry = entry.label(&label);
     }
     audit::record(&mut tx, entry).await?;
+    // Open screens reload pipeline metadata (stages, layouts) on every node.
+    crate::realtime::record(
+        &mut tx,
+        crate::realtime::NewEvent::new(
+            crate::realtime::kinds::DEFINITIONS_CHANGED,
+            crate::realtime::Audience::Everyone,
+            json!({"version": new.version, "previous_version": current}),
+        ),
+    )
+    .await?;
     if let Tx::Postgres(t) = &mut tx {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)

@@ -22,6 +22,9 @@ pub struct SqliteDb {
     /// Signalled by the writer's update hook whenever a job row is inserted (see
     /// `jobs::wake`): idle job runners in this process start at once.
     pub job_wakeups: crate::jobs::Wakeups,
+    /// Signalled by the same hook for every row inserted into the event log: the realtime
+    /// hub reads it (through the writer, so after the inserting transaction ended).
+    pub event_wakeups: tokio::sync::watch::Sender<u64>,
 }
 
 impl SqliteDb {
@@ -70,16 +73,22 @@ impl SqliteDb {
         };
         let job_wakeups = crate::jobs::Wakeups::new();
         let hook_wakeups = job_wakeups.clone();
+        let event_wakeups = tokio::sync::watch::Sender::new(0u64);
+        let hook_events = event_wakeups.clone();
         let writer = SqlitePoolOptions::new()
             .after_connect(move |conn, _| {
                 let wakeups = hook_wakeups.clone();
+                let events = hook_events.clone();
                 Box::pin(async move {
                     let mut handle = conn.lock_handle().await?;
                     handle.set_update_hook(move |event| {
-                        if event.table == crate::jobs::store::SQLITE_JOBS_TABLE
-                            && matches!(event.operation, sqlx::sqlite::SqliteOperation::Insert)
-                        {
+                        if !matches!(event.operation, sqlx::sqlite::SqliteOperation::Insert) {
+                            return;
+                        }
+                        if event.table == crate::jobs::store::SQLITE_JOBS_TABLE {
                             wakeups.wake_all();
+                        } else if event.table == "events" {
+                            events.send_modify(|n| *n = n.wrapping_add(1));
                         }
                     });
                     Ok(())
@@ -107,6 +116,7 @@ impl SqliteDb {
             writer,
             reader,
             job_wakeups,
+            event_wakeups,
         })
     }
 

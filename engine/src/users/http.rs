@@ -414,7 +414,7 @@ async fn offboard_user(
     require_admin(&state, &actor, Permission::Edit)?;
     let target = target(body.to_user, body.to_team)?;
     Ok(Json(
-        offboarding::offboard(&state.db, &actor, id, target, &client, &defs.version).await?,
+        offboarding::offboard(&state.db, &actor, id, target, &client, &defs).await?,
     ))
 }
 

@@ -140,8 +140,9 @@ pub async fn hand_over(
     from: &User,
     recipients: &[User],
     by: &Actor,
-    definitions_version: &str,
+    definitions: &crate::definitions::Definitions,
 ) -> Result<Vec<RecordCount>, ApiError> {
+    let definitions_version = definitions.version.as_str();
     use crate::exec;
     let customers: Vec<CustomerId> = exec!(tx, conn => sqlx::query_scalar(
         "SELECT customer_id FROM customer_owners WHERE user_id = $1 ORDER BY customer_id")
@@ -152,6 +153,7 @@ pub async fn hand_over(
         let Some(to) = recipients.get(i % recipients.len().max(1)) else {
             break;
         };
+        let before = crate::crm::live::owners(tx, *customer).await?;
         exec!(tx, conn => sqlx::query("DELETE FROM customer_owners WHERE customer_id = $1 AND user_id = $2")
             .bind(customer).bind(from.id).execute(conn).await.map(|r| r.rows_affected()))?;
         exec!(tx, conn => sqlx::query(
@@ -179,6 +181,7 @@ pub async fn hand_over(
             },
         )
         .await?;
+        crate::crm::live::customer_cards_updated(tx, definitions, *customer, Some(before)).await?;
     }
     Ok(vec![
         RecordCount {
@@ -217,7 +220,7 @@ pub async fn offboard(
     user_id: UserId,
     target: HandoverTarget,
     client: &ClientInfo,
-    definitions_version: &str,
+    definitions: &crate::definitions::Definitions,
 ) -> Result<OffboardingReport, ApiError> {
     if user_id == by.user_id {
         return Err(ApiError::unprocessable(
@@ -233,7 +236,7 @@ pub async fn offboard(
     store::set_active(&mut tx, user.id, false).await?;
     let sessions_ended = sessions::delete_for_user(&mut tx, user.id, None).await?;
     let tokens_revoked = tokens::revoke_all_for_user(&mut tx, user.id).await?;
-    let records = hand_over(&mut tx, &user, &recipients, by, definitions_version).await?;
+    let records = hand_over(&mut tx, &user, &recipients, by, definitions).await?;
     let details = serde_json::json!({
         "email": user.email,
         "sessions_ended": sessions_ended,

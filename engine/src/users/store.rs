@@ -176,6 +176,10 @@ pub async fn update(
     .execute(conn)
     .await.map(|r| r.rows_affected()));
     match result {
+        Ok(1) if role != current.role => {
+            // A new role applies to the user's open sockets at once.
+            crate::realtime::log::access_changed(tx, id, None).await?;
+        }
         Ok(1) => {}
         Ok(_) => return Err(stale(current.version)),
         Err(e) if is_unique_violation(&e, "email") => return Err(email_taken()),
@@ -218,6 +222,9 @@ pub async fn set_active(tx: &mut Tx, id: UserId, active: bool) -> Result<bool, s
     .bind(id)
     .execute(conn)
     .await.map(|r| r.rows_affected()))?;
+    if done == 1 {
+        crate::realtime::log::access_changed(tx, id, None).await?;
+    }
     Ok(done == 1)
 }
 
