@@ -185,6 +185,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(&anyhow::Error::new(e)),
     };
     akis_engine::telemetry::init(&config);
+    akis_engine::reminders::due::set_company_time_zone(config.timezone);
 
     // Commands that need no runtime.
     match &cli.command {

@@ -367,7 +367,9 @@ fn comparable_job(job: &Value) -> Value {
 fn comparable_event(event: &Value) -> Value {
     let mut e = json!({"kind": event["kind"], "data": event["data"]});
     if let Some(d) = e["data"].as_object_mut() {
+        // Ids made fresh by each run.
         d.remove("transition_event");
+        d.remove("reminder_id");
     }
     e
 }

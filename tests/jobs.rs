@@ -662,20 +662,38 @@ async fn three_worker_processes_on_postgres_deliver_every_effect_exactly_once() 
         *deliveries.entry(id).or_default() += 1;
     }
     assert_eq!(deliveries.len(), JOBS, "every job delivered");
-    eventually("every job is in history", || async {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job_history WHERE state = 'done'")
-            .fetch_one(match &db {
-                Db::Postgres(p) => p,
-                Db::Sqlite(_) => unreachable!("postgres test"),
-            })
-            .await
-            .expect("count");
-        n as usize == JOBS
-    })
-    .await;
     let Db::Postgres(pool) = &db else {
         unreachable!("postgres test")
     };
+    // Every delivery has been received; the workers' finishing transactions may still be
+    // in flight (a loaded machine, or a run whose lease lapsed and is finished by another).
+    let in_history = || async {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job_history WHERE state = 'done'")
+            .fetch_one(pool)
+            .await
+            .expect("count");
+        n as usize == JOBS
+    };
+    if tokio::time::timeout(Duration::from_secs(60), async {
+        while !in_history().await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .is_err()
+    {
+        let history: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM job_history GROUP BY state")
+                .fetch_all(pool)
+                .await
+                .expect("history");
+        let live: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM apalis.jobs GROUP BY status")
+                .fetch_all(pool)
+                .await
+                .expect("live");
+        panic!("not every job reached history in 60 s: history {history:?}, live {live:?}");
+    }
     let (effects_done, max_attempts): (i64, Option<i32>) = sqlx::query_as(
         "SELECT COUNT(*), MAX(attempts) FROM job_effects WHERE state = 'done' AND effect_key LIKE 'multi:%'",
     )

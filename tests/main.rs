@@ -11,4 +11,5 @@ mod import;
 mod jobs;
 mod pipeline;
 mod realtime;
+mod reminders;
 mod storage;

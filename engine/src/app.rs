@@ -118,6 +118,7 @@ impl App {
         // Bind first: a port in use is the most common mistake and the cheapest to report.
         // Metrics recorded from the first moment on are served at /api/admin/metrics.
         crate::telemetry::prometheus();
+        crate::reminders::due::set_company_time_zone(config.timezone);
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -17,6 +17,7 @@
 //! - [`jobs`]: job kinds, transactional enqueue, the runner, deferred work, effect ledger.
 //! - [`http`]: the router, middleware, error type, extractors and OpenAPI document.
 //! - [`realtime`]: the event log, the per-node hub and the Socket.IO endpoint (live patches).
+//! - [`reminders`]: reminders, due-time evaluation, triggers, schedules and the agenda.
 //! - [`runtime`]: definitions at run time: stored versions, reloads on every node, stage
 //!   migration, dry runs, diffs.
 //! - [`demo`]: sample data for `akis demo`.
@@ -35,6 +36,7 @@ pub mod jobs;
 pub mod notifications;
 pub mod policy;
 pub mod realtime;
+pub mod reminders;
 pub mod rules;
 pub mod runtime;
 pub mod storage;

@@ -32,7 +32,10 @@ pub struct TestApp {
     pub definitions: akis_engine::definitions::LiveDefinitions,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
-    database: TestDatabase,
+    /// Kept until the test ends (dropping it removes the database).
+    database: Option<TestDatabase>,
+    /// A definitions folder of the test's own, when it edited a copy.
+    files: Option<tempfile::TempDir>,
 }
 
 impl TestApp {
@@ -55,6 +58,22 @@ impl TestApp {
             .send()
             .await
             .expect("request sent")
+    }
+
+    /// Stops this server and starts a new one on the same database and definitions, as a
+    /// process restart would (everything in memory is gone; what was committed stays).
+    pub async fn restart(mut self) -> TestApp {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.server.take() {
+            handle.await.expect("server task ended cleanly");
+        }
+        let database = self.database.take().expect("database kept");
+        let files = self.files.take();
+        let mut next = spawn_with(self.config.clone(), database).await;
+        next.files = files;
+        next
     }
 
     /// Stops the server gracefully and waits for it.
@@ -245,6 +264,24 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     Some(spawn_with(config, database).await)
 }
 
+/// Starts the server on a fresh database with a copy of the repository's definitions that
+/// `edit` changed first (a test's own reminder offsets, a rule it needs).
+pub async fn spawn_app_with_definitions(
+    backend: Backend,
+    edit: fn(&std::path::Path),
+) -> Option<TestApp> {
+    let database = fresh_database(backend).await?;
+    let data_dir =
+        std::env::temp_dir().join(format!("akis-test-data-{}", uuid::Uuid::now_v7().simple()));
+    let files = definitions_copy();
+    edit(files.path());
+    let mut config = test_config(&database, &data_dir);
+    config.definitions = files.path().to_path_buf();
+    let mut app = spawn_with(config, database).await;
+    app.files = Some(files);
+    Some(app)
+}
+
 pub async fn spawn_with(config: Config, database: TestDatabase) -> TestApp {
     let app = App::build(config.clone()).await.expect("app builds");
     let address = format!("http://{}", app.local_addr());
@@ -271,7 +308,8 @@ pub async fn spawn_with(config: Config, database: TestDatabase) -> TestApp {
         definitions,
         shutdown: Some(tx),
         server: Some(server),
-        database,
+        database: Some(database),
+        files: None,
     }
 }
 

@@ -14,12 +14,15 @@
 //! - [`notify`]: in-app notifications rendered in each recipient's language.
 //!
 //! - [`lead_fetch`]: fetches a Meta lead ad lead and hands it to the shared intake.
+//!
+//! - [`reminders`]: follow-ups become reminders, reminders fire when due, schedule ticks run.
 
 pub mod conversion_event;
 pub mod effect;
 pub mod graph;
 pub mod lead_fetch;
 pub mod notify;
+pub mod reminders;
 pub mod webhook;
 pub mod whatsapp_template;
 
@@ -109,11 +112,44 @@ pub async fn start(
             lead_fetch::LeadFetchHandler {
                 db: db.clone(),
                 graph: graph.clone(),
-                definitions,
+                definitions: definitions.clone(),
             },
             options.clone(),
         )
         .await?;
+    system
+        .run(
+            reminders::FollowUpHandler {
+                db: db.clone(),
+                definitions: definitions.clone(),
+            },
+            options.clone(),
+        )
+        .await?;
+    system
+        .run(
+            reminders::ReminderDueHandler {
+                db: db.clone(),
+                definitions: definitions.clone(),
+            },
+            options.clone(),
+        )
+        .await?;
+    system
+        .run(
+            reminders::ScheduledTaskHandler {
+                db: db.clone(),
+                definitions: definitions.clone(),
+            },
+            options.clone(),
+        )
+        .await?;
+    // Recurring schedules tick here; each tick runs once whatever the number of nodes.
+    system.spawn_service(akis_engine::reminders::schedules::run(
+        db.clone(),
+        definitions,
+        uuid::Uuid::now_v7().to_string(),
+    ));
     system
         .run(
             webhook::WebhookHandler {

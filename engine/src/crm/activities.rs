@@ -119,6 +119,8 @@ pub(crate) async fn touch_contact(
         "UPDATE customers SET last_contact_at = $1 WHERE id = $2 AND (last_contact_at IS NULL OR last_contact_at < $1)")
         .bind(at).bind(customer).execute(conn).await.map(|r| r.rows_affected()))?;
     cards::refresh_sort_keys_for_customer(tx, definitions, customer).await?;
+    // Contact ends the customer's `no_contact` reminders.
+    crate::reminders::triggers::after_contact(tx, definitions, customer).await?;
     // Cards show the last contact: screens update them.
     crate::crm::live::customer_cards_updated(tx, definitions, customer, None).await
 }
@@ -258,6 +260,15 @@ pub async fn close(
     if !NOT_CONTACT.contains(&outcome_id) {
         touch_contact(&mut tx, definitions, activity.customer_id, now).await?;
     }
+    crate::reminders::triggers::after_outcome(
+        &mut tx,
+        definitions,
+        activity.card_id,
+        &activity.kind,
+        outcome_id,
+        by,
+    )
+    .await?;
     tx.commit().await?;
 
     // The outcome's rule may move the card: a regular move, so guards and actions apply.

@@ -159,6 +159,15 @@ pub async fn agenda(
     crate::sql_fetch_all!(db, Appointment, &sql)
 }
 
+/// The customer's first open card (an appointment booked without one belongs to it).
+async fn first_card(
+    tx: &mut crate::storage::Tx,
+    customer: CustomerId,
+) -> Result<Option<CardId>, sqlx::Error> {
+    exec!(&mut *tx, conn => sqlx::query_scalar("SELECT id FROM cards WHERE customer_id = $1 AND closed_at IS NULL ORDER BY created_at, id LIMIT 1")
+        .bind(customer).fetch_optional(conn).await)
+}
+
 /// Books an appointment.
 pub async fn create(
     db: &Db,
@@ -204,6 +213,15 @@ pub async fn create(
         data: json!({"appointment_id": id, "starts_at": starts_at, "place": v.place.clone().flatten(), "online": v.online.unwrap_or(false), "status": status}),
     })
     .await?;
+    let card = match v.card_id {
+        Some(c) => Some(c),
+        None => first_card(&mut tx, customer).await?,
+    };
+    if v.card_id.is_none() && card.is_some() {
+        exec!(&mut tx, conn => sqlx::query("UPDATE appointments SET card_id = $1 WHERE id = $2")
+            .bind(card).bind(&id).execute(conn).await.map(|_| ()))?;
+    }
+    crate::reminders::triggers::sync_appointment_field(&mut tx, definitions, card, by).await?;
     tx.commit().await?;
     get(db, &id)
         .await?
@@ -296,6 +314,15 @@ pub async fn update(
                 kinds::UPDATED,
                 json!({"appointment_id": id, "place": place, "online": online, "ends_at": ends_at}),
             ),
+        )
+        .await?;
+    }
+    if starts_at != current.starts_at || status != current.status {
+        crate::reminders::triggers::sync_appointment_field(
+            &mut tx,
+            definitions,
+            current.card_id,
+            by,
         )
         .await?;
     }

@@ -170,6 +170,7 @@ struct BoardRow {
     stage_entered_at: Timestamp,
     created_at: Timestamp,
     updated_at: Timestamp,
+    next_reminder_at: Option<Timestamp>,
     name: String,
     source: String,
     campaign: Option<String>,
@@ -211,7 +212,7 @@ fn decode_cursor(cursor: &str) -> Result<(String, String), ApiError> {
 }
 
 /// What a board card shows, from cards `c` joined to their customers `cu`.
-const PAGE_SELECT: &str = "SELECT c.id, c.customer_id, c.stage_id, c.version, c.fields, c.sort_key, c.stage_entered_at, c.created_at, c.updated_at,
+const PAGE_SELECT: &str = "SELECT c.id, c.customer_id, c.stage_id, c.version, c.fields, c.sort_key, c.stage_entered_at, c.created_at, c.updated_at, c.next_reminder_at,
         cu.name, cu.source, cu.campaign, cu.emotional_score, cu.logical_score, cu.last_contact_at, cu.fields AS customer_fields,
         (SELECT e164 FROM customer_phones ph WHERE ph.customer_id = c.customer_id ORDER BY ph.position LIMIT 1) AS phone,
         (SELECT email FROM customer_emails em WHERE em.customer_id = c.customer_id ORDER BY em.position LIMIT 1) AS email
@@ -492,8 +493,7 @@ fn layout_value(
         "updated_at" => json!(row.updated_at),
         "last_contact_at" => json!(row.last_contact_at),
         "stage_entered_at" => json!(row.stage_entered_at),
-        // Reminders arrive with their own module; until then no card has one.
-        "next_reminder_at" => Value::Null,
+        "next_reminder_at" => json!(row.next_reminder_at),
         other => {
             if definitions
                 .card_fields

@@ -628,6 +628,7 @@ async fn new_customer(
         notify_assigned(tx, &row, owner, lead_event).await?;
     }
     crate::crm::live::card_added(tx, definitions, card).await?;
+    crate::reminders::triggers::after_card_created(tx, definitions, card, lead.entered_by).await?;
     Ok((id, card))
 }
 
@@ -832,9 +833,28 @@ async fn returning_customer(
     )
     .await?;
     match (is_new_card, live_change) {
-        (true, _) => crate::crm::live::card_added(tx, definitions, card_id).await?,
+        (true, _) => {
+            crate::crm::live::card_added(tx, definitions, card_id).await?;
+            crate::reminders::triggers::after_card_created(
+                tx,
+                definitions,
+                card_id,
+                lead.entered_by,
+            )
+            .await?;
+        }
         (false, Some((from, to))) => {
-            crate::crm::live::card_moved(tx, definitions, card_id, &from, &to).await?
+            crate::crm::live::card_moved(tx, definitions, card_id, &from, &to).await?;
+            crate::reminders::triggers::after_move(
+                tx,
+                definitions,
+                card_id,
+                &from,
+                &to,
+                &Map::new(),
+                None,
+            )
+            .await?;
         }
         (false, None) => {
             crate::crm::live::customer_cards_updated(tx, definitions, id, None).await?

@@ -367,6 +367,16 @@ pub(crate) async fn move_in(
     )
     .await?;
     crate::crm::live::card_moved(tx, definitions, card.id, &card.stage_id, &command.to).await?;
+    crate::reminders::triggers::after_move(
+        tx,
+        definitions,
+        card.id,
+        &card.stage_id,
+        &command.to,
+        &changed,
+        command.by,
+    )
+    .await?;
     let jobs = match &full_customer {
         Some(full) => {
             let ctx = ActionContext {
@@ -483,6 +493,11 @@ pub async fn update_fields(
     )
     .await?;
     crate::crm::live::card_updated(&mut tx, definitions, card.id, None).await?;
+    let values: Map<String, Value> = changed
+        .keys()
+        .map(|k| (k.clone(), merged.get(k).cloned().unwrap_or(Value::Null)))
+        .collect();
+    crate::reminders::triggers::after_fields(&mut tx, definitions, card.id, &values, by).await?;
     tx.commit().await?;
     Ok(Card {
         id: card.id,

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -12,9 +12,8 @@ use crate::crm::activities::{self, Activity, Closed, parse_instant};
 use crate::crm::appointments::{self, Appointment, AppointmentInput};
 use crate::crm::customers;
 use crate::http::extract::double_option;
-use crate::http::{ApiError, Json, Path, Query};
+use crate::http::{ApiError, Json, Path};
 use crate::policy::{Actor, Module, Permission};
-use crate::types::Timestamp;
 use crate::types::ids::{CardId, CustomerId, EventId};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -24,7 +23,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(add_note))
         .routes(routes!(list_appointments, create_appointment))
         .routes(routes!(update_appointment))
-        .routes(routes!(agenda))
 }
 
 async fn check(
@@ -325,39 +323,4 @@ async fn update_appointment(
     )
     .await?;
     Ok(Json(updated))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct AgendaQuery {
-    /// Start (RFC 3339); default now.
-    from: Option<String>,
-    /// End (RFC 3339); default a week after `from`. At most 62 days.
-    to: Option<String>,
-}
-
-/// Appointments in a time range, of customers you may see.
-#[utoipa::path(get, path = "/api/agenda", tag = "customers", params(AgendaQuery),
-    responses((status = 200, body = Vec<Appointment>), (status = 422)))]
-async fn agenda(
-    State(state): State<AppState>,
-    actor: Actor,
-    Query(q): Query<AgendaQuery>,
-) -> Result<Json<Vec<Appointment>>, ApiError> {
-    let defs = state.defs();
-    actor.require(&defs, Module::Customers, Permission::View)?;
-    let from = parse_instant(q.from.as_deref(), "from")?.unwrap_or_else(Timestamp::now);
-    let to = parse_instant(q.to.as_deref(), "to")?.unwrap_or_else(|| {
-        Timestamp::from_datetime(from.as_datetime() + chrono::Duration::days(7))
-    });
-    if to <= from || to.as_datetime() - from.as_datetime() > chrono::Duration::days(62) {
-        return Err(ApiError::unprocessable(
-            "invalid_range",
-            "`to` must be after `from`, at most 62 days later",
-        ));
-    }
-    let policy = actor.record_filter(&defs, Module::Customers);
-    Ok(Json(
-        appointments::agenda(&state.db, &policy, from, to).await?,
-    ))
 }

@@ -46,6 +46,7 @@ pub struct Definitions {
     pub roles: Vec<Role>,
     pub whatsapp_templates: Vec<WhatsappTemplateDef>,
     pub calendar: Option<Calendar>,
+    pub schedules: Vec<ScheduleDef>,
     /// Every compiled rule file.
     pub rules: Arc<Rules>,
     /// Every message template, named by its path under `templates/`

@@ -163,6 +163,8 @@ slug_id!(
     WhatsappTemplateName,
     /// A lead source (`meta_lead_ad`, `web_form`, `whatsapp`, `manual`, `import`...).
     SourceId,
+    /// Id of a recurring schedule.
+    ScheduleId,
 );
 
 /// A display text in both languages.
@@ -207,6 +209,9 @@ pub struct DefinitionFile {
     /// Business hours and public holidays. Declared at most once in the whole set.
     #[serde(default)]
     pub calendar: Option<At<Calendar>>,
+    /// Recurring work (cron), run once per tick however many nodes run.
+    #[serde(default)]
+    pub schedules: Vec<ScheduleDef>,
 }
 
 // ---------------------------------------------------------------- pipelines
@@ -625,6 +630,36 @@ pub struct ReminderDef {
     /// Optional message template used for the notification when the reminder is due.
     #[serde(default)]
     pub message: Option<At<TemplateName>>,
+    /// Move a due time that falls outside business hours (or on a holiday) to the next
+    /// opening.
+    #[serde(default)]
+    pub within_business_hours: bool,
+}
+
+// ---------------------------------------------------------------- schedules
+
+/// A recurring task: `- {id: overdue_sweep, cron: "*/5 * * * *", run: overdue_sweep}`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleDef {
+    pub id: At<ScheduleId>,
+    /// Cron expression in the company time zone: `minute hour day-of-month month
+    /// day-of-week`, optionally with a leading seconds field (`0 30 8 * * Mon-Fri`).
+    pub cron: At<String>,
+    /// What to run.
+    pub run: ScheduledTask,
+}
+
+/// The built-in recurring tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduledTask {
+    /// Creates `no_contact` reminders, cancels those whose condition no longer holds,
+    /// and announces reminders that became overdue.
+    OverdueSweep,
+    /// Sends every active user a notification with their day: appointments, reminders
+    /// due today and overdue ones.
+    DailyDigest,
 }
 
 /// What creates a reminder.

@@ -235,6 +235,7 @@ pub(super) fn load(sources: SourceSet) -> LoadReport {
                 .map(|(_, w)| w)
                 .collect(),
             calendar: merged.calendar.map(|(_, c)| c),
+            schedules: merged.schedules.into_iter().map(|(_, s)| s).collect(),
             rules: Arc::new(ctx.rules),
             templates: ctx.templates,
             sources,
@@ -309,6 +310,7 @@ struct Merged {
     roles: Vec<Item<Role>>,
     whatsapp_templates: Vec<Item<WhatsappTemplateDef>>,
     calendar: Option<Item<Calendar>>,
+    schedules: Vec<Item<ScheduleDef>>,
 }
 
 fn tag<T>(path: &str, items: Vec<T>) -> Vec<Item<T>> {
@@ -326,6 +328,7 @@ fn merge(ctx: &mut Ctx<'_>, files: Vec<(String, DefinitionFile)>) -> Merged {
         m.activity_kinds.extend(tag(&path, f.activity_kinds));
         m.work_orders.extend(tag(&path, f.work_orders));
         m.reminder_sets.extend(tag(&path, f.reminder_sets));
+        m.schedules.extend(tag(&path, f.schedules));
         m.roles.extend(tag(&path, f.roles));
         m.whatsapp_templates
             .extend(tag(&path, f.whatsapp_templates));
@@ -563,6 +566,26 @@ fn check(ctx: &mut Ctx<'_>, m: &Merged) {
             "WhatsApp template parameter",
             params.iter().map(|p| (file.as_str(), p)),
         );
+    }
+    let ids: Vec<_> = m
+        .schedules
+        .iter()
+        .map(|(f, x)| (f.as_str(), s(&x.id)))
+        .collect();
+    unique(ctx, "schedule", ids.iter().map(|(f, i)| (*f, i)));
+    for (file, s) in &m.schedules {
+        if let Err(e) = s.cron.parse::<croner::Cron>() {
+            let col = ctx.content_col(file, s.cron.pos);
+            ctx.error(
+                file,
+                Pos::new(s.cron.pos.line, col),
+                format!("bad cron expression `{}`: {e}", s.cron.value),
+            )
+            .help = Some(
+                "write `minute hour day month weekday`, e.g. `*/5 * * * *` or `30 8 * * Mon-Fri`"
+                    .into(),
+            );
+        }
     }
     if let Some((file, cal)) = &m.calendar {
         check_calendar(ctx, file, cal);

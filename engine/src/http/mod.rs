@@ -43,6 +43,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "health", description = "Liveness and readiness probes (public)"),
         (name = "auth", description = "Login, sessions, password, API tokens"),
         (name = "admin", description = "Users, teams, offboarding, audit log (admin role)"),
+        (name = "reminders", description = "Reminders (manual and from rules), the agenda and overdue work"),
         (name = "realtime", description = "Event replay over HTTP and presence (live events come over Socket.IO at /socket.io/, see docs/realtime.md)"),
         (name = "definitions", description = "The definitions at run time: versions, diff, validate, reload on every node, dry run"),
     ),
@@ -95,6 +96,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::notifications::router())
         .merge(crate::runtime::http::router())
         .merge(crate::realtime::http::router())
+        .merge(crate::reminders::http::router())
 }
 
 /// The OpenAPI document of the whole API.

@@ -162,8 +162,37 @@ impl JobKind for CreateWorkOrderJob {
     const TIMEOUT: Duration = Duration::from_secs(10);
 }
 
+/// A reminder's due time came: fire it if it is still open with this due time (see
+/// `reminders::fire`). Rescheduling queues a new job; the old one then does nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReminderDueJob {
+    pub reminder_id: crate::reminders::ReminderId,
+    pub due_at: Timestamp,
+}
+
+impl JobKind for ReminderDueJob {
+    const QUEUE: &'static str = "reminder_due";
+    const TIMEOUT: Duration = Duration::from_secs(20);
+}
+
+/// One tick of a recurring schedule, claimed by exactly one node (`schedule_ticks`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledTaskJob {
+    pub schedule: String,
+    pub task: crate::definitions::model::ScheduledTask,
+    pub tick_at: Timestamp,
+}
+
+impl JobKind for ScheduledTaskJob {
+    const QUEUE: &'static str = "scheduled_task";
+    const TIMEOUT: Duration = Duration::from_secs(120);
+    const MAX_ATTEMPTS: u32 = 3;
+}
+
 /// Every queue the engine defines.
-pub const QUEUES: [&str; 7] = [
+pub const QUEUES: [&str; 9] = [
     NotifyJob::QUEUE,
     WhatsappTemplateJob::QUEUE,
     ConversionEventJob::QUEUE,
@@ -171,4 +200,6 @@ pub const QUEUES: [&str; 7] = [
     WebhookJob::QUEUE,
     FollowUpJob::QUEUE,
     CreateWorkOrderJob::QUEUE,
+    ReminderDueJob::QUEUE,
+    ScheduledTaskJob::QUEUE,
 ];

@@ -268,6 +268,12 @@ impl JobSystem {
 
     /// Stops fetching, lets running jobs finish (up to `grace`), records their outcomes and
     /// gives unfinished claims back to the queue.
+    /// Runs `service` (a loop of the process, e.g. the schedule ticker) for as long as the
+    /// system runs; it is stopped at shutdown.
+    pub fn spawn_service(&mut self, service: impl Future<Output = ()> + Send + 'static) {
+        self.services.push(tokio::spawn(service));
+    }
+
     pub async fn shutdown(mut self, grace: Duration) {
         let _ = self.stop.send(true);
         let deadline = tokio::time::Instant::now() + grace;

@@ -113,13 +113,16 @@ async fn recipients(
 /// shows what was checked.
 pub async fn count_records(db: &Db, user: UserId) -> Result<Vec<RecordCount>, sqlx::Error> {
     // Record kinds register here as their tables arrive (reminders, work-order steps).
-    let (customers, cards): (i64, i64) = crate::read!(db, pool => {
+    let (customers, cards, reminders): (i64, i64, i64) = crate::read!(db, pool => {
         let customers: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM customer_owners WHERE user_id = $1")
             .bind(user).fetch_one(pool).await?;
         let cards: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM cards c JOIN customer_owners o ON o.customer_id = c.customer_id WHERE o.user_id = $1")
             .bind(user).fetch_one(pool).await?;
-        Ok::<_, sqlx::Error>((customers, cards))
+        let reminders: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM reminder_assignees a JOIN reminders r ON r.id = a.reminder_id WHERE a.user_id = $1 AND r.status = 'open'")
+            .bind(user).fetch_one(pool).await?;
+        Ok::<_, sqlx::Error>((customers, cards, reminders))
     })?;
     Ok(vec![
         RecordCount {
@@ -129,6 +132,10 @@ pub async fn count_records(db: &Db, user: UserId) -> Result<Vec<RecordCount>, sq
         RecordCount {
             kind: "cards".into(),
             count: cards,
+        },
+        RecordCount {
+            kind: "reminders".into(),
+            count: reminders,
         },
     ])
 }
@@ -183,6 +190,10 @@ pub async fn hand_over(
         .await?;
         crate::crm::live::customer_cards_updated(tx, definitions, *customer, Some(before)).await?;
     }
+    let reminders = match recipients.first() {
+        Some(to) => crate::reminders::hand_over(tx, from.id, to.id).await?,
+        None => 0,
+    };
     Ok(vec![
         RecordCount {
             kind: "customers".into(),
@@ -191,6 +202,10 @@ pub async fn hand_over(
         RecordCount {
             kind: "cards".into(),
             count: cards,
+        },
+        RecordCount {
+            kind: "reminders".into(),
+            count: reminders,
         },
     ])
 }
