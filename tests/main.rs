@@ -6,6 +6,7 @@ mod helpers;
 mod auth;
 mod cli;
 mod definitions_runtime;
+mod drive;
 mod foundation;
 mod import;
 mod jobs;

@@ -25,6 +25,8 @@ pub struct AppState {
     pub versions: VersionCache,
     /// This node's realtime hub (Socket.IO clients).
     pub realtime: crate::realtime::Realtime,
+    /// Where file bytes live (drive).
+    pub files: crate::drive::FileStore,
 }
 
 impl AppState {
@@ -138,6 +140,7 @@ impl App {
             "storage ready"
         );
         let (realtime, hub) = crate::realtime::Realtime::new();
+        let files = crate::drive::FileStore::from_config(&config)?;
         Ok(App {
             listener,
             state: AppState {
@@ -146,6 +149,7 @@ impl App {
                 definitions,
                 versions: VersionCache::default(),
                 realtime,
+                files,
             },
             hub,
         })

@@ -61,6 +61,12 @@ pub struct Config {
     pub allowed_origins: String,
     /// How long the realtime event log keeps events for reconnecting clients, in hours.
     pub event_retention_hours: u64,
+    /// Where uploaded files are kept: unset for `data_dir/files` on local disk, or an
+    /// object store URL (`s3://bucket/prefix`, with the usual `AWS_*` variables for
+    /// credentials, region and endpoint; `file:///srv/akis-files`; `memory:///` for tests).
+    pub storage_url: Option<String>,
+    /// Largest file an upload may carry, in megabytes.
+    pub max_upload_mb: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -93,6 +99,8 @@ impl Default for Config {
             apply_definitions: None,
             allowed_origins: String::new(),
             event_retention_hours: 72,
+            storage_url: None,
+            max_upload_mb: 25,
         }
     }
 }

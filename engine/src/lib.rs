@@ -31,6 +31,7 @@ pub mod config;
 pub mod crm;
 pub mod definitions;
 pub mod demo;
+pub mod drive;
 pub mod http;
 pub mod jobs;
 pub mod notifications;

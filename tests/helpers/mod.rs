@@ -264,6 +264,19 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     Some(spawn_with(config, database).await)
 }
 
+/// Starts the server on a fresh database with a configuration `edit` adjusted first.
+pub async fn spawn_app_with_config(
+    backend: Backend,
+    edit: impl FnOnce(&mut Config),
+) -> Option<TestApp> {
+    let database = fresh_database(backend).await?;
+    let data_dir =
+        std::env::temp_dir().join(format!("akis-test-data-{}", uuid::Uuid::now_v7().simple()));
+    let mut config = test_config(&database, &data_dir);
+    edit(&mut config);
+    Some(spawn_with(config, database).await)
+}
+
 /// Starts the server on a fresh database with a copy of the repository's definitions that
 /// `edit` changed first (a test's own reminder offsets, a rule it needs).
 pub async fn spawn_app_with_definitions(

@@ -37,6 +37,8 @@ pub struct MergeReport {
     pub activities: u64,
     pub appointments: u64,
     pub leads: u64,
+    /// Files moved from the merged customer (ones whose bytes the survivor had are retired).
+    pub files: u64,
     pub cards_moved: Vec<CardId>,
     pub cards_closed: Vec<CardId>,
 }
@@ -181,6 +183,14 @@ pub async fn merge(
         other,
     )
     .await?;
+    count_update(
+        &mut tx,
+        "UPDATE reminders SET customer_id = $1 WHERE customer_id = $2",
+        survivor,
+        other,
+    )
+    .await?;
+    report.files = crate::drive::merge_customer(&mut tx, survivor, other).await?;
 
     // Data: the survivor's values win; the other's fill gaps; the older first touch wins.
     let mut fields = parse_object(&a.fields);

@@ -33,6 +33,10 @@ pub mod kinds {
     pub const ACTION_SKIPPED: &str = "action_skipped";
     /// A returning lead re-opened a closed card.
     pub const REAPPLIED: &str = "reapplied";
+    /// A file was uploaded to the customer (or to one of its work orders).
+    pub const FILE_UPLOADED: &str = "file_uploaded";
+    /// A file was deleted.
+    pub const FILE_DELETED: &str = "file_deleted";
 }
 
 pub struct NewEvent<'a> {
