@@ -14,3 +14,4 @@ mod pipeline;
 mod realtime;
 mod reminders;
 mod storage;
+mod work_orders;

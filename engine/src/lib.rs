@@ -44,6 +44,7 @@ pub mod storage;
 pub mod telemetry;
 pub mod types;
 pub mod users;
+pub mod work_orders;
 
 pub use app::{App, AppState};
 pub use config::Config;

@@ -25,6 +25,7 @@ pub mod notify;
 pub mod reminders;
 pub mod webhook;
 pub mod whatsapp_template;
+pub mod work_orders;
 
 use std::future::Future;
 use std::time::Duration;
@@ -138,6 +139,15 @@ pub async fn start(
     system
         .run(
             reminders::ScheduledTaskHandler {
+                db: db.clone(),
+                definitions: definitions.clone(),
+            },
+            options.clone(),
+        )
+        .await?;
+    system
+        .run(
+            work_orders::CreateWorkOrderHandler {
                 db: db.clone(),
                 definitions: definitions.clone(),
             },

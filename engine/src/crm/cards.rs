@@ -79,6 +79,19 @@ pub async fn get(db: &Db, id: CardId) -> Result<Option<Card>, sqlx::Error> {
     Ok(row.map(CardRow::into_card))
 }
 
+pub(crate) async fn get_tx(
+    tx: &mut crate::storage::Tx,
+    id: CardId,
+) -> Result<Option<Card>, sqlx::Error> {
+    let row: Option<CardRow> = crate::exec!(tx, conn => {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CARD_COLUMNS} FROM cards WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(conn)
+            .await
+    })?;
+    Ok(row.map(CardRow::into_card))
+}
+
 pub(crate) async fn get_row(db: &Db, id: CardId) -> Result<Option<CardRow>, sqlx::Error> {
     crate::read!(db, pool => {
         sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CARD_COLUMNS} FROM cards WHERE id = $1")))

@@ -175,6 +175,13 @@ pub struct I18n {
     pub en: String,
 }
 
+impl I18n {
+    /// The text in `lang` (`en`), Turkish otherwise.
+    pub fn get(&self, lang: &str) -> &str {
+        if lang == "en" { &self.en } else { &self.tr }
+    }
+}
+
 /// One YAML file under `workflows/`. Every section is optional; the loader merges them.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -65,7 +65,9 @@ pub async fn owner_access(
             )?;
             Ok(Some(customer))
         }
-        OwnerKind::WorkOrder => Err(ApiError::not_found("work order")),
+        OwnerKind::WorkOrder => {
+            crate::work_orders::http::file_access(state, actor, &owner.id, permission).await
+        }
     }
 }
 
@@ -94,7 +96,7 @@ async fn visible_file(
 #[into_params(parameter_in = Query)]
 pub struct FolderQuery {
     /// Only the files of this folder (`""`: the top level).
-    folder: Option<String>,
+    pub folder: Option<String>,
 }
 
 /// A record's files and the folders they are in.

@@ -96,6 +96,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::notifications::router())
         .merge(crate::runtime::http::router())
         .merge(crate::drive::http::router())
+        .merge(crate::work_orders::http::router())
         .merge(crate::realtime::http::router())
         .merge(crate::reminders::http::router())
 }

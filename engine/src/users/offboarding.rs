@@ -124,6 +124,7 @@ pub async fn count_records(db: &Db, user: UserId) -> Result<Vec<RecordCount>, sq
             .bind(user).fetch_one(pool).await?;
         Ok::<_, sqlx::Error>((customers, cards, reminders))
     })?;
+    let steps = crate::work_orders::open_steps_of(db, user).await?;
     Ok(vec![
         RecordCount {
             kind: "customers".into(),
@@ -136,6 +137,10 @@ pub async fn count_records(db: &Db, user: UserId) -> Result<Vec<RecordCount>, sq
         RecordCount {
             kind: "reminders".into(),
             count: reminders,
+        },
+        RecordCount {
+            kind: "work_order_steps".into(),
+            count: steps,
         },
     ])
 }
@@ -194,6 +199,10 @@ pub async fn hand_over(
         Some(to) => crate::reminders::hand_over(tx, from.id, to.id).await?,
         None => 0,
     };
+    let steps = match recipients.first() {
+        Some(to) => crate::work_orders::hand_over(tx, from.id, to.id).await?,
+        None => 0,
+    };
     Ok(vec![
         RecordCount {
             kind: "customers".into(),
@@ -206,6 +215,10 @@ pub async fn hand_over(
         RecordCount {
             kind: "reminders".into(),
             count: reminders,
+        },
+        RecordCount {
+            kind: "work_order_steps".into(),
+            count: steps,
         },
     ])
 }
