@@ -452,5 +452,10 @@ both_backends! {
             sqlx::query_scalar("SELECT COUNT(*) FROM timeline_events WHERE kind = 'stage_changed'").fetch_one(pool).await
         }).expect("count");
         assert!(moved > 100, "demo history: {moved} stage changes");
+        // Sold demo customers have their delivery work orders, opened once.
+        let orders: Value = admin.get("/api/work-orders").await.json().await.expect("json");
+        let orders = orders.as_array().expect("list");
+        assert!(!orders.is_empty() && orders.len() <= 3, "{} demo work orders", orders.len());
+        assert!(orders.iter().all(|o| o["definition"] == "teslimat_kurulum" && o["card_id"].is_string()));
     }
 }

@@ -72,6 +72,60 @@ pub async fn seed(db: &Db, definitions: &Definitions) -> anyhow::Result<()> {
         tx.commit().await?;
     }
     seed_customers(db, definitions, DEMO_CUSTOMERS).await?;
+    seed_work_orders(db, definitions).await?;
+    Ok(())
+}
+
+/// Opens the work orders the pipelines open on a sale for a few demo cards already in that
+/// stage (once: nothing when any work order exists).
+async fn seed_work_orders(db: &Db, definitions: &Definitions) -> anyhow::Result<()> {
+    use crate::definitions::model::Action;
+    let existing: i64 = crate::read!(db, pool => {
+        sqlx::query_scalar("SELECT COUNT(*) FROM work_orders").fetch_one(pool).await
+    })?;
+    if existing > 0 {
+        return Ok(());
+    }
+    // Where the pipelines open work orders (Satış Tamamlandı → Teslimat ve Kurulum): a few
+    // demo cards already in that stage get theirs, as if the move had just happened.
+    let mut openings = Vec::new();
+    for pipeline in &definitions.pipelines {
+        for transition in &pipeline.transitions {
+            for action in &transition.actions {
+                if let Action::CreateWorkOrder(w) = action {
+                    openings.push((
+                        pipeline.id.as_str().to_string(),
+                        transition.to.as_str().to_string(),
+                        w.definition.as_str().to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    let mut tx = db.begin().await?;
+    for (pipeline, stage, definition) in openings {
+        let cards: Vec<(crate::types::ids::CardId, crate::types::ids::CustomerId)> = crate::read!(db, pool => {
+            sqlx::query_as("SELECT id, customer_id FROM cards WHERE pipeline_id = $1 AND stage_id = $2 AND closed_at IS NULL ORDER BY id LIMIT 3")
+                .bind(&pipeline).bind(&stage).fetch_all(pool).await
+        })?;
+        for (card, customer) in cards {
+            crate::work_orders::create_in(
+                &mut tx,
+                definitions,
+                crate::work_orders::NewWorkOrder {
+                    definition: &definition,
+                    title: None,
+                    customer_id: Some(customer),
+                    card_id: Some(card),
+                    by: None,
+                    effect_key: Some(&format!("demo:{card}:{definition}")),
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open a demo work order: {e}"))?;
+        }
+    }
+    tx.commit().await?;
     Ok(())
 }
 
