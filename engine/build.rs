@@ -1,4 +1,7 @@
-//! Builds the web UI's JavaScript bundle (`ui/`: our ES modules plus npm libraries) with
+//! `sqlx::migrate!` embeds the migration folders and `include_dir!` the default definitions
+//! (and the UI templates) at compile time: rebuild when any of them changes.
+//!
+//! It also builds the web UI's JavaScript bundle (`ui/`: our ES modules plus npm libraries) with
 //! esbuild into `OUT_DIR`, where `engine/src/ui/assets.rs` embeds it.
 //!
 //! The Rust build never depends on Node.js: without `node`/`npm` (or when the npm step
@@ -11,6 +14,9 @@ use std::process::Command;
 const ENTRIES: [&str; 2] = ["app", "login"];
 
 fn main() {
+    for dir in ["../migrations", "../workflows", "../rules", "../templates"] {
+        println!("cargo:rerun-if-changed={dir}");
+    }
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("manifest dir"));
     let ui = manifest.join("../ui");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("out dir"));
