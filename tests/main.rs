@@ -13,3 +13,4 @@ mod pipeline;
 mod realtime;
 mod reminders;
 mod storage;
+mod ui;
