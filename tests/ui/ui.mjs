@@ -130,6 +130,7 @@ try {
   });
 
   await step('a_bulk_move_moves_every_selected_card', async () => {
+    if (await page.locator('#bulk-bar').isVisible()) throw new Error('the bulk bar shows with nothing selected');
     const [first, ...rest] = config.cards.bulk;
     const last = rest[rest.length - 1];
     await cardIn(page, 'potansiyel', first).locator('.pick').click();

@@ -35,6 +35,8 @@ export class Board {
     this.initKeyboard();
     this.initBulk();
     document.body.dataset.boardReady = 'true';
+    // Time to interactive, for the browser benchmark (tests/ui/bench.mjs).
+    window.akisReadyAt = performance.now();
   }
 
   // ------------------------------------------------------------------ rendering
