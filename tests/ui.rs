@@ -201,6 +201,7 @@ async fn the_board_works_in_a_real_browser() {
     for (i, name) in ["Deniz Toplu", "Ece Toplu", "Fatih Toplu"].iter().enumerate() {
         bulk.push(lead(&admin, name, &format!("0532 400 00 1{i}"), "web_form").await.0);
     }
+    let (stale, _) = lead(&admin, "Gül Eski", "0532 400 00 30", "web_form").await;
     let (filtered, _) = lead(&admin, "Zeliha Süzgeç", "0532 400 00 20", "meta_lead_ad").await;
 
     let artifacts = repo_root().join("target/ui-artifacts");
@@ -211,7 +212,7 @@ async fn the_board_works_in_a_real_browser() {
         "other": {"email": other_email, "password": TEST_PASSWORD},
         "stage_names_tr": ["Potansiyel", "Görüşülüyor", "Takip Edilecek", "Randevu", "Kapora", "Satış Tamamlandı", "Uygun Değil"],
         "stage_names_en": ["Prospect", "In talks", "To follow up", "Appointment", "Deposit", "Sale completed", "Not suitable"],
-        "cards": {"drag": drag, "guard": guard, "live": live, "bulk": bulk},
+        "cards": {"drag": drag, "guard": guard, "live": live, "bulk": bulk, "stale": stale},
         "filter": {"source": "meta_lead_ad", "q": "zeliha", "expect": filtered},
     });
     let base = app.address.clone();
@@ -245,6 +246,7 @@ async fn the_board_works_in_a_real_browser() {
         "drag_to_the_next_stage_persists_after_reload",
         "a_guard_refusal_is_shown_in_turkish_and_the_card_snaps_back",
         "a_move_in_one_browser_appears_in_another_without_reload",
+        "a_stale_version_is_explained_and_the_card_snaps_back",
         "a_bulk_move_moves_every_selected_card",
         "filters_survive_a_reload_through_the_url",
         "dark_theme_persists",
@@ -259,6 +261,7 @@ async fn the_board_works_in_a_real_browser() {
     assert_eq!(card(&admin, &drag).await["stage_id"], "gorusuluyor");
     assert_eq!(card(&admin, &guard).await["stage_id"], "randevu", "the refused move changed nothing");
     assert_eq!(card(&admin, &live).await["stage_id"], "gorusuluyor");
+    assert_eq!(card(&admin, &stale).await["stage_id"], "potansiyel", "the stale move changed nothing");
     for id in &bulk {
         assert_eq!(card(&admin, id).await["stage_id"], "gorusuluyor");
     }

@@ -129,6 +129,25 @@ try {
     await ctx2.close();
   });
 
+  await step('a_stale_version_is_explained_and_the_card_snaps_back', async () => {
+    // Someone edits the card while this page does not hear about it (socket paused).
+    await page.evaluate(() => window.akisLive.disconnect());
+    const csrf = await page.evaluate(() => window.akisBoard.page.csrf);
+    const current = await (await page.request.get(`${base}/api/cards/${config.cards.stale}`)).json();
+    const edit = await page.request.patch(`${base}/api/cards/${config.cards.stale}`, {
+      headers: { 'X-CSRF-Token': csrf },
+      data: { expected_version: current.version, fields: { deposit_amount: 1000 } },
+    });
+    if (!edit.ok()) throw new Error(`edit: ${edit.status()} ${await edit.text()}`);
+    const refused = page.waitForResponse((r) => r.url().endsWith(`/api/cards/${config.cards.stale}/move`));
+    await drag(page, cardIn(page, 'potansiyel', config.cards.stale), 'gorusuluyor');
+    if ((await refused).status() !== 409) throw new Error('expected 409');
+    await page.locator('.column[data-stage="potansiyel"] .column-error').filter({ hasText: 'başka biri değiştirdi' }).waitFor({ timeout: TIMEOUT });
+    await cardIn(page, 'potansiyel', config.cards.stale).waitFor({ timeout: TIMEOUT });
+    await page.evaluate(() => window.akisLive.connect());
+    await page.waitForSelector('body[data-live="ready"]', { timeout: TIMEOUT });
+  });
+
   await step('a_bulk_move_moves_every_selected_card', async () => {
     if (await page.locator('#bulk-bar').isVisible()) throw new Error('the bulk bar shows with nothing selected');
     const [first, ...rest] = config.cards.bulk;

@@ -10,5 +10,5 @@ initShell();
 if (page?.board) {
   const board = new Board(page);
   window.akisBoard = board; // for the browser tests and the console
-  connectLive(board);
+  window.akisLive = connectLive(board);
 }
