@@ -37,9 +37,14 @@ fn main() -> anyhow::Result<()> {
     let chromium = std::env::var_os("AKIS_TEST_CHROMIUM")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    anyhow::ensure!(akis_engine::ui::assets::BUILT, "the UI bundle is not built (cd ui && npm ci)");
+    anyhow::ensure!(
+        akis_engine::ui::assets::BUILT,
+        "the UI bundle is not built (cd ui && npm ci)"
+    );
     anyhow::ensure!(chromium.exists(), "no Chromium at {}", chromium.display());
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let dir = tempfile::tempdir()?;
         let config = Config {

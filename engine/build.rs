@@ -21,8 +21,14 @@ fn main() {
     let ui = manifest.join("../ui");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("out dir"));
     println!("cargo:rerun-if-changed={}", ui.join("src").display());
-    println!("cargo:rerun-if-changed={}", ui.join("package.json").display());
-    println!("cargo:rerun-if-changed={}", ui.join("package-lock.json").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        ui.join("package.json").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        ui.join("package-lock.json").display()
+    );
     println!("cargo:rerun-if-env-changed=AKIS_SKIP_UI_BUILD");
 
     let built = if std::env::var_os("AKIS_SKIP_UI_BUILD").is_some() {
@@ -44,7 +50,9 @@ fn main() {
             }
         }
         Err(why) => {
-            println!("cargo:warning=web UI scripts not built ({why}); the UI pages will say how to build them (cd ui && npm ci)");
+            println!(
+                "cargo:warning=web UI scripts not built ({why}); the UI pages will say how to build them (cd ui && npm ci)"
+            );
             code.push_str("pub const BUILT: bool = false;\n");
             for entry in ENTRIES {
                 code.push_str(&format!(

@@ -195,11 +195,24 @@ async fn the_board_works_in_a_real_browser() {
     let (drag, _) = lead(&admin, "Ahmet Sürükle", "0532 400 00 01", "web_form").await;
     let (guard, _) = lead(&admin, "Büşra Kapora", "0532 400 00 02", "web_form").await;
     move_to(&admin, &guard, "gorusuluyor", json!({})).await;
-    move_to(&admin, &guard, "randevu", json!({"appointment_at": "2026-12-20T10:00:00Z"})).await;
+    move_to(
+        &admin,
+        &guard,
+        "randevu",
+        json!({"appointment_at": "2026-12-20T10:00:00Z"}),
+    )
+    .await;
     let (live, _) = lead(&admin, "Cem Canlı", "0532 400 00 03", "web_form").await;
     let mut bulk = Vec::new();
-    for (i, name) in ["Deniz Toplu", "Ece Toplu", "Fatih Toplu"].iter().enumerate() {
-        bulk.push(lead(&admin, name, &format!("0532 400 00 1{i}"), "web_form").await.0);
+    for (i, name) in ["Deniz Toplu", "Ece Toplu", "Fatih Toplu"]
+        .iter()
+        .enumerate()
+    {
+        bulk.push(
+            lead(&admin, name, &format!("0532 400 00 1{i}"), "web_form")
+                .await
+                .0,
+        );
     }
     let (stale, _) = lead(&admin, "Gül Eski", "0532 400 00 30", "web_form").await;
     let (filtered, _) = lead(&admin, "Zeliha Süzgeç", "0532 400 00 20", "meta_lead_ad").await;
@@ -234,7 +247,11 @@ async fn the_board_works_in_a_real_browser() {
     .expect("node runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     eprintln!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "browser run failed (screenshots in {}):\n{stdout}", artifacts.display());
+    assert!(
+        output.status.success(),
+        "browser run failed (screenshots in {}):\n{stdout}",
+        artifacts.display()
+    );
     let steps: Vec<String> = stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -254,19 +271,35 @@ async fn the_board_works_in_a_real_browser() {
         "phone_screenshot",
         "no_content_security_policy_violations",
     ] {
-        assert!(steps.iter().any(|s| s == expected), "step {expected} did not pass: {steps:?}");
+        assert!(
+            steps.iter().any(|s| s == expected),
+            "step {expected} did not pass: {steps:?}"
+        );
     }
 
     // What the browser did is what the server holds.
     assert_eq!(card(&admin, &drag).await["stage_id"], "gorusuluyor");
-    assert_eq!(card(&admin, &guard).await["stage_id"], "randevu", "the refused move changed nothing");
+    assert_eq!(
+        card(&admin, &guard).await["stage_id"],
+        "randevu",
+        "the refused move changed nothing"
+    );
     assert_eq!(card(&admin, &live).await["stage_id"], "gorusuluyor");
-    assert_eq!(card(&admin, &stale).await["stage_id"], "potansiyel", "the stale move changed nothing");
+    assert_eq!(
+        card(&admin, &stale).await["stage_id"],
+        "potansiyel",
+        "the stale move changed nothing"
+    );
     for id in &bulk {
         assert_eq!(card(&admin, id).await["stage_id"], "gorusuluyor");
     }
     let manager = app.login(manager_email, TEST_PASSWORD).await;
-    let prefs: Value = manager.get("/api/me/preferences").await.json().await.unwrap();
+    let prefs: Value = manager
+        .get("/api/me/preferences")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(prefs["theme"], "dark");
     assert_eq!(prefs["language"], "en");
     for shot in ["board-light.png", "board-dark.png", "board-phone.png"] {

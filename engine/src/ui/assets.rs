@@ -28,9 +28,15 @@ const APP_CSS: &str = include_str!("../../../ui/src/app.css");
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/assets/app.css", get(|| async { asset("text/css; charset=utf-8", APP_CSS.as_bytes()) }))
+        .route(
+            "/assets/app.css",
+            get(|| async { asset("text/css; charset=utf-8", APP_CSS.as_bytes()) }),
+        )
         .route("/assets/app.js", get(|| async { script(bundle::APP_JS) }))
-        .route("/assets/login.js", get(|| async { script(bundle::LOGIN_JS) }))
+        .route(
+            "/assets/login.js",
+            get(|| async { script(bundle::LOGIN_JS) }),
+        )
         .route("/assets/stages.css", get(stages_css))
 }
 
@@ -62,8 +68,10 @@ fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
 
 fn script(body: &'static [u8]) -> Response {
     if body.is_empty() {
-        return ApiError::not_found("UI bundle (built without Node.js: cd ui && npm ci, then cargo build)")
-            .into_response();
+        return ApiError::not_found(
+            "UI bundle (built without Node.js: cd ui && npm ci, then cargo build)",
+        )
+        .into_response();
     }
     asset("text/javascript; charset=utf-8", body)
 }

@@ -95,7 +95,11 @@ fn ui() -> &'static Ui {
                 .lookup("catalogue")
                 .and_then(|c| c.get_attr(key).ok())
                 .filter(|v| !v.is_undefined() && !v.is_none())
-                .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                })
                 .unwrap_or_else(|| key.to_string())
         });
         Ui { env, catalogues }
@@ -130,7 +134,10 @@ fn script_json(value: &impl Serialize) -> Jinja {
 
 fn page_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -150,11 +157,7 @@ fn render(name: &str, ctx: Jinja) -> Response {
         .and_then(|template| template.render(ctx));
     match result {
         Ok(html) => page_headers(
-            (
-                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                html,
-            )
-                .into_response(),
+            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
         ),
         Err(e) => {
             tracing::error!(template = name, error = %e, "UI template failed");
@@ -210,10 +213,7 @@ async fn page_actor(state: &AppState, headers: &HeaderMap) -> Result<Option<Acto
 }
 
 fn to_login(uri: &Uri) -> Response {
-    let here = uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
+    let here = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     redirect(&format!("/login?next={}", percent_encode(here)))
 }
 
@@ -344,7 +344,9 @@ async fn distinct_values(
         "campaign" => crate::crm::sql::Sql::new(
             "SELECT DISTINCT cu.campaign AS v FROM customers cu WHERE cu.campaign IS NOT NULL",
         ),
-        _ => crate::crm::sql::Sql::new("SELECT DISTINCT cu.source AS v FROM customers cu WHERE 1 = 1"),
+        _ => crate::crm::sql::Sql::new(
+            "SELECT DISTINCT cu.source AS v FROM customers cu WHERE 1 = 1",
+        ),
     };
     board::push_policy(&mut sql, &policy, "cu.id");
     sql.push(" ORDER BY v LIMIT 200");
@@ -440,7 +442,12 @@ async fn board_page_inner(
     }
     for (key, column, label_key, selected) in [
         ("sources", "source", "filters.sources", &query.sources),
-        ("campaigns", "campaign", "filters.campaigns", &query.campaigns),
+        (
+            "campaigns",
+            "campaign",
+            "filters.campaigns",
+            &query.campaigns,
+        ),
         ("tags", "tags", "filters.tags", &query.tags),
     ] {
         let values = distinct_values(state, &actor, &defs, column).await?;
@@ -531,7 +538,9 @@ async fn board_page_inner(
         "field_defs": field_defs,
         "board": board,
     });
-    let mut nav = vec![json!({"href": format!("/board/{}", percent_encode(pipeline.id.as_str())), "label": "nav.board", "current": true})];
+    let mut nav = vec![
+        json!({"href": format!("/board/{}", percent_encode(pipeline.id.as_str())), "label": "nav.board", "current": true}),
+    ];
     if actor.can(&defs, Module::Admin, Permission::View) {
         nav.push(json!({"href": "/docs", "label": "nav.api", "current": false}));
     }
@@ -597,7 +606,10 @@ mod tests {
 
     #[test]
     fn only_local_paths_are_followed_after_login() {
-        assert_eq!(safe_next(Some("/board/sales?q=a")).as_deref(), Some("/board/sales?q=a"));
+        assert_eq!(
+            safe_next(Some("/board/sales?q=a")).as_deref(),
+            Some("/board/sales?q=a")
+        );
         assert_eq!(safe_next(Some("//evil.example")), None);
         assert_eq!(safe_next(Some("https://evil.example")), None);
         assert_eq!(safe_next(Some("/\\evil.example")), None);

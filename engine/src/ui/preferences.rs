@@ -123,18 +123,20 @@ fn validate(defs: &Definitions, change: &PreferencesChange) -> Result<(), ApiErr
     if let Some(language) = &change.language
         && !LANGUAGES.contains(&language.as_str())
     {
-        return Err(ApiError::unprocessable(
-            "invalid_language",
-            "`language` must be `tr` or `en`",
-        )
-        .with_field("language", "tr or en"));
+        return Err(
+            ApiError::unprocessable("invalid_language", "`language` must be `tr` or `en`")
+                .with_field("language", "tr or en"),
+        );
     }
     if let Some(Some(pipeline)) = &change.default_pipeline
         && defs.pipeline(pipeline).is_none()
     {
         return Err(ApiError::unprocessable(
             "unknown_pipeline",
-            format!("there is no pipeline `{}`", pipeline.chars().take(64).collect::<String>()),
+            format!(
+                "there is no pipeline `{}`",
+                pipeline.chars().take(64).collect::<String>()
+            ),
         )
         .with_field("default_pipeline", "not a pipeline id"));
     }
