@@ -268,7 +268,7 @@ struct LoginQuery {
 async fn login_page(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
     let query: LoginQuery = uri
         .query()
-        .and_then(|q| serde_urlencoded_lite(q))
+        .and_then(serde_urlencoded_lite)
         .unwrap_or(LoginQuery {
             next: None,
             lang: None,
