@@ -101,6 +101,7 @@ try {
     const dialog = page.locator('#move-dialog');
     await dialog.waitFor({ state: 'visible', timeout: TIMEOUT });
     await page.fill('#move-field-deposit_amount', '0');
+    await page.screenshot({ path: `${artifacts}/move-dialog.png` });
     const refused = page.waitForResponse((r) => r.url().endsWith(`/api/cards/${config.cards.guard}/move`));
     await page.click('#move-submit');
     const response = await refused;
@@ -110,6 +111,7 @@ try {
       .filter({ hasText: 'Kapora tutarı sıfırdan büyük olmalı.' })
       .waitFor({ timeout: TIMEOUT });
     if (await cardIn(page, 'kapora', config.cards.guard).count()) throw new Error('the refused card stayed in kapora');
+    await page.screenshot({ path: `${artifacts}/guard-refusal.png` });
   });
 
   await step('a_move_in_one_browser_appears_in_another_without_reload', async () => {

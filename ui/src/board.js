@@ -3,7 +3,7 @@
 // the server's message), multi-select with a bulk bar, filters kept in the URL, lazy
 // column pages, and live patches from other users.
 import Sortable from 'sortablejs';
-import { api, formatDate, formatMoney, formatNumber, h, opId, t } from './util.js';
+import { api, collator, formatDate, formatMoney, formatNumber, h, opId, t } from './util.js';
 
 const FILTER_KEYS = ['owners', 'sources', 'campaigns', 'tags'];
 const DATE_FIELDS = new Set(['last_contact_at', 'next_reminder_at', 'created_at', 'updated_at', 'stage_entered_at']);
@@ -93,7 +93,7 @@ export class Board {
     if (field === 'owners') {
       return h('span', { class: 'owners' }, value.map((o) => h('span', { class: 'avatar', title: o.name }, initials(o.name))), ' ', value.map((o) => o.name).join(', '));
     }
-    if (field === 'phone') return h('a', { href: `tel:${value}` }, value);
+    if (field === 'phone') return h('a', { href: `tel:${value}` }, formatPhone(value));
     if (field === 'email') return h('a', { href: `mailto:${value}` }, value);
     if (field === 'source' || field === 'campaign') return h('span', { class: 'chip' }, value);
     if (field === 'tags') return value.map((tag) => h('span', { class: 'chip' }, tag));
@@ -213,6 +213,7 @@ export class Board {
     const stage = this.pipeline.stages.find((s) => s.id === to);
     const ask = [...new Set([...(tr?.asks || []), ...(stage?.required || [])])].filter((f) => this.defs[f]);
     let fields = {};
+    for (const stageId of [from, to]) this.updateEmpty(this.columns.get(stageId));
     if (ask.length) {
       fields = await this.askFields(ask, entry.card, to);
       if (fields === null) {
@@ -274,12 +275,13 @@ export class Board {
     for (const col of this.columns.values()) this.updateEmpty(col);
   }
 
-  showError(entry, stage, message) {
+  /** The refusal on the card itself, or above its column when the card is re-rendered. */
+  showError(entry, stage, message, onColumn) {
     entry.el.querySelector('.card-error')?.remove();
     const note = h('p', { class: 'card-error', role: 'alert' }, message);
-    entry.el.append(note);
+    if (!onColumn) entry.el.append(note);
     const col = this.columns.get(stage);
-    if (col?.error) {
+    if (onColumn && col?.error) {
       col.error.textContent = message;
       col.error.hidden = false;
       clearTimeout(col.errorTimer);
@@ -317,7 +319,7 @@ export class Board {
         message = error.body?.message || t('move.not_allowed');
       } else if (error.status === 0) message = t('move.offline');
       else message = t('move.failed');
-      this.showError(entry, from, message);
+      this.showError(entry, from, message, error.status === 409);
     } finally {
       entry.el.classList.remove('pending');
       this.updateEmpty(fromCol);
@@ -409,7 +411,13 @@ export class Board {
   }
 
   initFilters() {
+    const order = collator();
     for (const details of document.querySelectorAll('.filter')) {
+      // Options in the user's collation (Turkish: ç after c, ı before i, İ with i).
+      const list = details.querySelector('.filter-options');
+      const items = [...list.children];
+      const last = details.dataset.filter === 'owners' ? items.filter((li) => li.querySelector('input').value === 'none') : [];
+      list.replaceChildren(...items.filter((li) => !last.includes(li)).sort((a, b) => order.compare(a.textContent.trim(), b.textContent.trim())), ...last);
       details.addEventListener('change', (e) => {
         if (e.target.matches('input[type="checkbox"]')) this.applyFilters();
       });
@@ -669,6 +677,12 @@ function pick(fields, keys) {
   const out = {};
   for (const k of keys) if (fields && k in fields) out[k] = fields[k];
   return out;
+}
+
+/** `+90 532 400 00 01` for Turkish numbers; other E.164 numbers as they are. */
+function formatPhone(e164) {
+  const m = /^\+90(\d{3})(\d{3})(\d{2})(\d{2})$/.exec(String(e164));
+  return m ? `+90 ${m[1]} ${m[2]} ${m[3]} ${m[4]}` : String(e164);
 }
 
 function initials(name) {
