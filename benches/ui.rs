@@ -57,8 +57,31 @@ fn main() -> anyhow::Result<()> {
         let app = akis_engine::App::build(config).await?;
         let state = app.state().clone();
         let started = Instant::now();
-        akis_engine::demo::seed(&state.db, &state.defs()).await?;
+        // The demo's sales reps first, so the assignment rule spreads the cards over them;
+        // then the cards; then the rest of the demo users (`seed` adds no customers once
+        // there are some).
+        let hash = akis_engine::auth::hash_password(akis_engine::demo::ADMIN_PASSWORD)
+            .await
+            .map_err(|e| anyhow::anyhow!("hash: {e}"))?;
+        for (email, name) in [("ayse@akis.local", "Ayşe Yılmaz"), ("mehmet@akis.local", "Mehmet Demir")] {
+            let mut tx = state.db.begin().await?;
+            akis_engine::users::store::insert(
+                &mut tx,
+                akis_engine::users::store::NewUser {
+                    email: akis_engine::types::Email::parse(email).map_err(|e| anyhow::anyhow!("{e}"))?,
+                    name: name.into(),
+                    role: "sales".into(),
+                    team_id: None,
+                    password_hash: hash.clone(),
+                    locale: "tr".into(),
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("user: {e:?}"))?;
+            tx.commit().await?;
+        }
         akis_engine::demo::seed_customers(&state.db, &state.defs(), cards).await?;
+        akis_engine::demo::seed(&state.db, &state.defs()).await?;
         eprintln!("seeded {cards} customers in {:.1} s", started.elapsed().as_secs_f64());
         let base = format!("http://{}", app.local_addr());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
