@@ -215,6 +215,7 @@ async fn the_board_works_in_a_real_browser() {
         );
     }
     let (stale, _) = lead(&admin, "Gül Eski", "0532 400 00 30", "web_form").await;
+    let (keyboard, _) = lead(&admin, "Hakan Klavye", "0532 400 00 40", "web_form").await;
     let (filtered, _) = lead(&admin, "Zeliha Süzgeç", "0532 400 00 20", "meta_lead_ad").await;
 
     let artifacts = repo_root().join("target/ui-artifacts");
@@ -225,7 +226,7 @@ async fn the_board_works_in_a_real_browser() {
         "other": {"email": other_email, "password": TEST_PASSWORD},
         "stage_names_tr": ["Potansiyel", "Görüşülüyor", "Takip Edilecek", "Randevu", "Kapora", "Satış Tamamlandı", "Uygun Değil"],
         "stage_names_en": ["Prospect", "In talks", "To follow up", "Appointment", "Deposit", "Sale completed", "Not suitable"],
-        "cards": {"drag": drag, "guard": guard, "live": live, "bulk": bulk, "stale": stale},
+        "cards": {"drag": drag, "guard": guard, "live": live, "bulk": bulk, "stale": stale, "keyboard": keyboard},
         "filter": {"source": "meta_lead_ad", "q": "zeliha", "expect": filtered},
     });
     let base = app.address.clone();
@@ -264,6 +265,7 @@ async fn the_board_works_in_a_real_browser() {
         "a_guard_refusal_is_shown_in_turkish_and_the_card_snaps_back",
         "a_move_in_one_browser_appears_in_another_without_reload",
         "a_stale_version_is_explained_and_the_card_snaps_back",
+        "a_card_moves_with_the_keyboard_alone",
         "a_bulk_move_moves_every_selected_card",
         "filters_survive_a_reload_through_the_url",
         "dark_theme_persists",
@@ -290,6 +292,7 @@ async fn the_board_works_in_a_real_browser() {
         "potansiyel",
         "the stale move changed nothing"
     );
+    assert_eq!(card(&admin, &keyboard).await["stage_id"], "gorusuluyor");
     for id in &bulk {
         assert_eq!(card(&admin, id).await["stage_id"], "gorusuluyor");
     }

@@ -150,6 +150,23 @@ try {
     await page.waitForSelector('body[data-live="ready"]', { timeout: TIMEOUT });
   });
 
+  await step('a_card_moves_with_the_keyboard_alone', async () => {
+    const card = cardIn(page, 'potansiyel', config.cards.keyboard);
+    await card.focus();
+    await page.keyboard.press('Enter');
+    await page.locator('#move-stage').waitFor({ state: 'visible', timeout: TIMEOUT });
+    await page.selectOption('#move-stage', 'gorusuluyor');
+    const moved = page.waitForResponse((r) => r.url().endsWith(`/api/cards/${config.cards.keyboard}/move`));
+    await page.locator('#move-submit').focus();
+    await page.keyboard.press('Enter');
+    if ((await moved).status() !== 200) throw new Error('the keyboard move failed');
+    await cardIn(page, 'gorusuluyor', config.cards.keyboard).waitFor({ timeout: TIMEOUT });
+    // Also after the server's echo of the move has re-rendered the card.
+    await page.waitForTimeout(500);
+    const focused = await page.evaluate(() => document.activeElement?.dataset?.id);
+    if (focused !== config.cards.keyboard) throw new Error(`focus did not stay on the moved card (${focused})`);
+  });
+
   await step('a_bulk_move_moves_every_selected_card', async () => {
     if (await page.locator('#bulk-bar').isVisible()) throw new Error('the bulk bar shows with nothing selected');
     const [first, ...rest] = config.cards.bulk;

@@ -205,67 +205,110 @@ export class Board {
     }
   }
 
+  /** The fields a move asks for: the transition's `asks` and the stage's required fields. */
+  asked(from, to) {
+    const tr = this.transition(from, to);
+    const stage = this.pipeline.stages.find((s) => s.id === to);
+    return [...new Set([...(tr?.asks || []), ...(stage?.required || [])])].filter((f) => this.defs[f]);
+  }
+
   /** A move the user asked for (card already shown in the target column). */
   async requestMove(id, from, to) {
     const entry = this.cards.get(id);
     if (!entry) return;
-    const tr = this.transition(from, to);
-    const stage = this.pipeline.stages.find((s) => s.id === to);
-    const ask = [...new Set([...(tr?.asks || []), ...(stage?.required || [])])].filter((f) => this.defs[f]);
     let fields = {};
     for (const stageId of [from, to]) this.updateEmpty(this.columns.get(stageId));
-    if (ask.length) {
-      fields = await this.askFields(ask, entry.card, to);
-      if (fields === null) {
+    if (this.asked(from, to).length) {
+      const answer = await this.askFields(entry.card, from, to, null);
+      if (answer === null) {
         this.snapBack(entry, from);
         return;
       }
+      fields = answer.fields;
     }
     await this.move(entry, from, to, fields);
   }
 
-  askFields(ask, card, to) {
+  /** The keyboard's way to move (Enter on a card): pick the stage, fill what it asks. */
+  async keyboardMove(cardEl) {
+    const entry = this.cards.get(cardEl.dataset.id);
+    if (!entry || !this.can.edit) return;
+    const from = entry.card.stage_id;
+    const targets = this.pipeline.transitions.filter((tr) => tr.from === from).map((tr) => tr.to);
+    if (!targets.length) return;
+    const answer = await this.askFields(entry.card, from, targets[0], targets);
+    if (answer === null) {
+      cardEl.focus();
+      return;
+    }
+    const toCol = this.columns.get(answer.to);
+    toCol.list.insertBefore(entry.el, toCol.list.querySelector('.card') || toCol.sentinelEl || null);
+    entry.el.focus();
+    await this.move(entry, from, answer.to, answer.fields);
+    // The server's echo may have re-rendered the card meanwhile: focus the one on screen.
+    this.cards.get(entry.card.id)?.el.focus();
+  }
+
+  /** The move dialog; resolves to {to, fields}, or null when cancelled. `targets`: offer a stage choice. */
+  askFields(card, from, to, targets) {
     const dialog = document.getElementById('move-dialog');
     const holder = document.getElementById('move-fields');
     const error = document.getElementById('move-error');
     error.hidden = true;
-    document.getElementById('move-title').textContent = `${t('move.title')}: ${card.fields.name ?? ''} → ${this.stageNames.get(to)}`;
-    holder.replaceChildren(
-      ...ask.map((field) => {
-        const def = this.defs[field];
-        const id = `move-field-${field}`;
-        let input;
-        if (def.type === 'choice') {
-          input = h('select', { id, name: field }, h('option', { value: '' }, '—'), def.options.map((o) => h('option', { value: o.id }, o.label)));
-        } else {
-          const type = def.type === 'datetime' ? 'datetime-local' : def.type === 'date' ? 'date' : def.type === 'money' || def.type === 'number' ? 'number' : 'text';
-          input = h('input', { id, name: field, type, step: type === 'number' ? 'any' : null });
-        }
-        const current = card.fields[field];
-        if (current !== undefined && current !== null) input.value = def.type === 'datetime' ? String(current).slice(0, 16) : String(current);
-        input.dataset.type = def.type;
-        return h('label', { for: id }, def.label, input);
-      }),
-    );
+    const title = (stage) => {
+      document.getElementById('move-title').textContent = `${t('move.title')}: ${card.fields.name ?? ''} → ${this.stageNames.get(stage)}`;
+    };
+    let stageSelect = null;
+    const inputs = h('div', { class: 'move-inputs' });
+    const renderInputs = (stage) => {
+      title(stage);
+      inputs.replaceChildren(
+        ...this.asked(from, stage).map((field) => {
+          const def = this.defs[field];
+          const id = `move-field-${field}`;
+          let input;
+          if (def.type === 'choice') {
+            input = h('select', { id, name: field }, h('option', { value: '' }, '—'), def.options.map((o) => h('option', { value: o.id }, o.label)));
+          } else {
+            const type = def.type === 'datetime' ? 'datetime-local' : def.type === 'date' ? 'date' : def.type === 'money' || def.type === 'number' ? 'number' : 'text';
+            input = h('input', { id, name: field, type, step: type === 'number' ? 'any' : null });
+          }
+          const current = card.fields[field];
+          if (current !== undefined && current !== null) input.value = def.type === 'datetime' ? String(current).slice(0, 16) : String(current);
+          input.dataset.type = def.type;
+          return h('label', { for: id }, def.label, input);
+        }),
+      );
+    };
+    const parts = [];
+    if (targets) {
+      stageSelect = h('select', { id: 'move-stage' }, targets.map((s) => h('option', { value: s }, this.stageNames.get(s))));
+      stageSelect.addEventListener('change', () => renderInputs(stageSelect.value));
+      parts.push(h('label', { for: 'move-stage' }, t('bulk.move_to'), stageSelect));
+    }
+    parts.push(inputs);
+    holder.replaceChildren(...parts);
+    renderInputs(to);
     return new Promise((resolve) => {
       dialog.addEventListener(
         'close',
         () => {
           if (dialog.returnValue !== 'ok') return resolve(null);
           const out = {};
-          for (const input of holder.querySelectorAll('input, select')) {
+          for (const input of inputs.querySelectorAll('input, select')) {
             if (input.value === '') continue;
             const type = input.dataset.type;
             if (type === 'datetime') out[input.name] = new Date(input.value).toISOString();
             else if (type === 'money' || type === 'number') out[input.name] = Number(input.value);
             else out[input.name] = input.value;
           }
-          resolve(out);
+          resolve({ to: stageSelect ? stageSelect.value : to, fields: out });
         },
         { once: true },
       );
       dialog.returnValue = '';
       dialog.showModal();
+      (stageSelect || inputs.querySelector('input, select'))?.focus();
     });
   }
 
@@ -589,6 +632,10 @@ export class Board {
         event.preventDefault();
         this.toggle(cardEl, !this.selected.has(cardEl.dataset.id), event.shiftKey);
         return;
+      } else if (event.key === 'Enter') {
+        event.preventDefault();
+        this.keyboardMove(cardEl);
+        return;
       } else if (event.key === 'Escape') {
         this.clearSelection();
         return;
@@ -616,9 +663,13 @@ export class Board {
       if (to) this.setCount(to, to.count + 1);
     }
     const wasSelected = this.selected.has(card.id);
+    const hadFocus = entry && entry.el === document.activeElement;
     const el = this.renderCard(card);
     if (wasSelected) el.classList.add('selected');
-    if (this.place(card, el) && !own) this.flash(el);
+    const shown = this.place(card, el);
+    if (shown && !own) this.flash(el);
+    // A patch never takes the keyboard focus away from the card being worked on.
+    if (shown && hadFocus) el.focus({ preventScroll: true });
     for (const col of this.columns.values()) this.updateEmpty(col);
   }
 
