@@ -122,6 +122,13 @@ both_backends! {
             assert!(html.contains(&format!(">{stage}</h2>")), "column {stage}");
         }
         assert!(html.contains("data-wip=\"200\""), "the WIP limit from the YAML");
+        assert!(html.contains("id=\"bulk-move\"") && html.contains("data-filter=\"owners\""), "an admin gets bulk actions and the owner filter");
+        assert!(html.contains("href=\"&#x2f;docs\""), "and the admin's menu entry");
+        let rep = app.login_as("sales").await;
+        let theirs = rep.get("/board/sales").await.text().await.unwrap();
+        assert!(!theirs.contains("id=\"bulk-move\""), "no bulk actions without the bulk permission");
+        assert!(!theirs.contains("data-filter=\"owners\""), "a rep who sees only their own customers gets no owner filter");
+        assert!(!theirs.contains("docs\""), "no admin entry in a rep's menu");
         assert!(html.contains("\\u003cb\\u003eIşık\\u003c/b\\u003e"), "card data is escaped inside the JSON block");
         assert!(!html.contains("<b>Işık</b>"));
         let css = admin.get("/assets/stages.css").await.text().await.unwrap();
