@@ -14,4 +14,5 @@ mod pipeline;
 mod realtime;
 mod reminders;
 mod storage;
+mod ui;
 mod work_orders;

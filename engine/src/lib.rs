@@ -23,6 +23,7 @@
 //! - [`demo`]: sample data for `akis demo`.
 //! - [`app`]: start-up ([`app::App::build`]), shared state and graceful shutdown.
 //! - [`telemetry`]: logging set-up.
+//! - [`ui`]: the web UI: server-rendered screens, embedded scripts and styles, preferences API.
 
 pub mod app;
 pub mod audit;
@@ -43,6 +44,7 @@ pub mod runtime;
 pub mod storage;
 pub mod telemetry;
 pub mod types;
+pub mod ui;
 pub mod users;
 pub mod work_orders;
 

@@ -39,7 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(bulk_tag))
 }
 
-fn split_list(value: &Option<String>) -> Vec<String> {
+pub(crate) fn split_list(value: &Option<String>) -> Vec<String> {
     value
         .as_deref()
         .unwrap_or("")
@@ -56,21 +56,21 @@ fn split_list(value: &Option<String>) -> Vec<String> {
 #[into_params(parameter_in = Query)]
 pub struct FilterQuery {
     /// Owner user ids; `none` for customers without an owner.
-    owners: Option<String>,
-    sources: Option<String>,
+    pub(crate) owners: Option<String>,
+    pub(crate) sources: Option<String>,
     /// utm_campaign values or Meta campaign ids.
-    campaigns: Option<String>,
-    tags: Option<String>,
-    emotional_min: Option<i64>,
-    emotional_max: Option<i64>,
-    logical_min: Option<i64>,
-    logical_max: Option<i64>,
+    pub(crate) campaigns: Option<String>,
+    pub(crate) tags: Option<String>,
+    pub(crate) emotional_min: Option<i64>,
+    pub(crate) emotional_max: Option<i64>,
+    pub(crate) logical_min: Option<i64>,
+    pub(crate) logical_max: Option<i64>,
     /// Search name, phone or email (Turkish-aware: `isik` finds `Işık`).
-    q: Option<String>,
+    pub(crate) q: Option<String>,
 }
 
 impl FilterQuery {
-    fn to_filter(&self) -> Result<Filter, ApiError> {
+    pub(crate) fn to_filter(&self) -> Result<Filter, ApiError> {
         let mut owners = Vec::new();
         let mut unassigned = false;
         for owner in split_list(&self.owners) {

@@ -99,6 +99,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::work_orders::http::router())
         .merge(crate::realtime::http::router())
         .merge(crate::reminders::http::router())
+        .merge(crate::ui::preferences::router())
 }
 
 /// The OpenAPI document of the whole API.
@@ -139,6 +140,8 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(config.request_body_limit));
 
     routes
+        // The web UI's pages and assets (outside /api; pages check the session themselves).
+        .merge(crate::ui::router())
         .route(
             "/openapi.json",
             get(move || {
