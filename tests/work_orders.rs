@@ -292,7 +292,14 @@ both_backends! {
             let orders: Value = admin.get(&format!("/api/work-orders?customer={customer}")).await.json().await.unwrap();
             orders.as_array().is_some_and(|o| !o.is_empty())
         }).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Every create_work_order job has finished (none left queued or running): what exists now is all.
+        eventually("the create_work_order jobs are done", || async {
+            let live: i64 = match &app.db {
+                Db::Sqlite(s) => sqlx::query_scalar("SELECT COUNT(*) FROM Jobs WHERE job_type = 'create_work_order'").fetch_one(&s.reader).await.expect("count"),
+                Db::Postgres(p) => sqlx::query_scalar("SELECT COUNT(*) FROM apalis.jobs WHERE job_type = 'create_work_order'").fetch_one(p).await.expect("count"),
+            };
+            live == 0
+        }).await;
         let orders: Value = admin.get(&format!("/api/work-orders?customer={customer}")).await.json().await.unwrap();
         assert_eq!(orders.as_array().unwrap().len(), 1, "one order per sale");
         let running = orders[0].clone();
