@@ -48,6 +48,10 @@ fn main() {
                     path.display().to_string()
                 ));
             }
+            code.push_str(&format!(
+                "pub static STYLES_CSS: &[u8] = include_bytes!({:?});\n",
+                out.join("styles.css").display().to_string()
+            ));
         }
         Err(why) => {
             println!(
@@ -60,6 +64,7 @@ fn main() {
                     entry.to_uppercase()
                 ));
             }
+            code.push_str("pub static STYLES_CSS: &[u8] = b\"\";\n");
         }
     }
     std::fs::write(out.join("ui_assets.rs"), code).expect("write ui_assets.rs");
@@ -106,6 +111,8 @@ fn build(ui: &Path, out: &Path) -> Result<(), String> {
     for entry in ENTRIES {
         esbuild.arg(format!("src/{entry}.js"));
     }
+    // The stylesheet: `styles.css` and the screens' CSS files it `@import`s.
+    esbuild.arg("src/styles.css");
     esbuild
         .args(["--bundle", "--format=esm", "--minify", "--target=es2020"])
         .arg(format!("--outdir={}", out.display()));

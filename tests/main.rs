@@ -15,4 +15,5 @@ mod realtime;
 mod reminders;
 mod storage;
 mod ui;
+mod ui_screens;
 mod work_orders;

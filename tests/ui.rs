@@ -14,7 +14,7 @@ use crate::both_backends;
 use crate::helpers::{TEST_PASSWORD, TestApp, TestSession, repo_root};
 
 /// The Chromium the browser tests drive (`AKIS_TEST_CHROMIUM` overrides).
-fn chromium() -> PathBuf {
+pub fn chromium() -> PathBuf {
     std::env::var_os("AKIS_TEST_CHROMIUM")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
@@ -22,7 +22,7 @@ fn chromium() -> PathBuf {
 
 /// Whether the browser tests can run here. In CI they must; elsewhere they are skipped
 /// with a loud notice when Chromium, Node.js or the npm packages are missing.
-fn browser_ready() -> bool {
+pub fn browser_ready() -> bool {
     let node = Command::new("node")
         .arg("--version")
         .output()
@@ -45,7 +45,59 @@ fn browser_ready() -> bool {
     ok
 }
 
-async fn lead(admin: &TestSession, name: &str, phone: &str, source: &str) -> (String, String) {
+/// Runs `tests/ui/<script>` (`node SCRIPT BASE_URL CONFIG_JSON`) against `app` and returns
+/// the steps it reported as passed; fails the test with the script's output when it fails
+/// or when a step of `expected` is missing. `config` gets `chromium` and `artifacts`
+/// (`target/ui-artifacts`, where screenshots go).
+pub async fn run_browser_script(
+    app: &TestApp,
+    script: &str,
+    mut config: Value,
+    expected: &[&str],
+) -> Vec<String> {
+    let artifacts = repo_root().join("target/ui-artifacts");
+    config["chromium"] = json!(chromium());
+    config["artifacts"] = json!(artifacts);
+    let base = app.address.clone();
+    let script = repo_root().join("tests/ui").join(script);
+    let name = script.display().to_string();
+    // Every step of a script waits at most 10 s, so the run is bounded.
+    let output = tokio::time::timeout(
+        Duration::from_secs(300),
+        tokio::task::spawn_blocking(move || {
+            Command::new("node")
+                .arg(script)
+                .arg(&base)
+                .arg(config.to_string())
+                .output()
+        }),
+    )
+    .await
+    .expect("the browser run ends within 5 minutes")
+    .expect("joined")
+    .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "browser run {name} failed (screenshots in {}):\n{stdout}",
+        artifacts.display()
+    );
+    let steps: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["step"].as_str().map(str::to_string))
+        .collect();
+    for step in expected {
+        assert!(
+            steps.iter().any(|s| s == step),
+            "step {step} of {name} did not pass: {steps:?}"
+        );
+    }
+    steps
+}
+
+pub async fn lead(admin: &TestSession, name: &str, phone: &str, source: &str) -> (String, String) {
     let r = admin
         .post(
             "/api/leads",
@@ -60,7 +112,7 @@ async fn lead(admin: &TestSession, name: &str, phone: &str, source: &str) -> (St
     )
 }
 
-async fn card(session: &TestSession, id: &str) -> Value {
+pub async fn card(session: &TestSession, id: &str) -> Value {
     session
         .get(&format!("/api/cards/{id}"))
         .await
@@ -69,7 +121,7 @@ async fn card(session: &TestSession, id: &str) -> Value {
         .unwrap()
 }
 
-async fn move_to(session: &TestSession, id: &str, to: &str, fields: Value) {
+pub async fn move_to(session: &TestSession, id: &str, to: &str, fields: Value) {
     let version = card(session, id).await["version"].as_i64().unwrap();
     let r = session
         .post(

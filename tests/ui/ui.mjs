@@ -153,7 +153,7 @@ try {
   await step('a_card_moves_with_the_keyboard_alone', async () => {
     const card = cardIn(page, 'potansiyel', config.cards.keyboard);
     await card.focus();
-    await page.keyboard.press('Enter');
+    await page.keyboard.press('m');
     await page.locator('#move-stage').waitFor({ state: 'visible', timeout: TIMEOUT });
     await page.selectOption('#move-stage', 'gorusuluyor');
     const moved = page.waitForResponse((r) => r.url().endsWith(`/api/cards/${config.cards.keyboard}/move`));

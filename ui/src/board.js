@@ -3,14 +3,16 @@
 // the server's message), multi-select with a bulk bar, filters kept in the URL, lazy
 // column pages, and live patches from other users.
 import Sortable from 'sortablejs';
-import { api, collator, formatDate, formatMoney, formatNumber, h, opId, t } from './util.js';
+import { CustomerViewer } from './customer.js';
+import { api, collator, formatDate, formatMoney, formatNumber, fromLocalInput, h, moneyAmount, opId, t, toLocalInput } from './util.js';
 
 const FILTER_KEYS = ['owners', 'sources', 'campaigns', 'tags'];
 const DATE_FIELDS = new Set(['last_contact_at', 'next_reminder_at', 'created_at', 'updated_at', 'stage_entered_at']);
 
 export class Board {
-  constructor(page) {
+  constructor(page, live) {
     this.page = page;
+    this.live = live;
     this.pipeline = page.pipeline;
     this.fields = page.board.fields;
     this.defs = page.field_defs || {};
@@ -34,6 +36,12 @@ export class Board {
     this.initFilters();
     this.initKeyboard();
     this.initBulk();
+    this.initViewer();
+    if (live) {
+      for (const type of ['card.moved', 'cards.moved', 'card.added', 'card.updated', 'card.removed']) live.on(type, (event) => this.onEvent(type, event));
+      live.on('resync', () => this.refresh());
+      live.on('definitions.changed', () => this.refresh());
+    }
     document.body.dataset.boardReady = 'true';
     // Time to interactive, for the browser benchmark (tests/ui/bench.mjs).
     window.akisReadyAt = performance.now();
@@ -274,7 +282,7 @@ export class Board {
             input = h('input', { id, name: field, type, step: type === 'number' ? 'any' : null });
           }
           const current = card.fields[field];
-          if (current !== undefined && current !== null) input.value = def.type === 'datetime' ? String(current).slice(0, 16) : String(current);
+          if (current !== undefined && current !== null) input.value = def.type === 'datetime' ? toLocalInput(current) : def.type === 'money' ? String(moneyAmount(current)) : String(current);
           input.dataset.type = def.type;
           return h('label', { for: id }, def.label, input);
         }),
@@ -298,7 +306,7 @@ export class Board {
           for (const input of inputs.querySelectorAll('input, select')) {
             if (input.value === '') continue;
             const type = input.dataset.type;
-            if (type === 'datetime') out[input.name] = new Date(input.value).toISOString();
+            if (type === 'datetime') out[input.name] = fromLocalInput(input.value);
             else if (type === 'money' || type === 'number') out[input.name] = Number(input.value);
             else out[input.name] = input.value;
           }
@@ -608,6 +616,37 @@ export class Board {
     });
   }
 
+  // ------------------------------------------------------------------ the CustomerViewer
+
+  /** A click on a card (not its checkbox or a link) opens its customer in the side panel;
+   *  `?customer=<id>` in the URL keeps it open across a reload. */
+  initViewer() {
+    this.viewer = new CustomerViewer(this.page, this.live, { panel: document.getElementById('viewer') });
+    this.viewer.onClose = () => {
+      const url = new URL(location.href);
+      url.searchParams.delete('customer');
+      history.replaceState(null, '', url);
+      this.lastOpened?.focus({ preventScroll: true });
+    };
+    this.root.addEventListener('click', (event) => {
+      if (event.target.closest('.pick, a, button, input')) return;
+      const cardEl = event.target.closest('.card');
+      if (cardEl && !cardEl.classList.contains('sortable-chosen')) this.openCustomer(cardEl);
+    });
+    const open = new URL(location.href).searchParams.get('customer');
+    if (open) this.viewer.open(open);
+  }
+
+  openCustomer(cardEl) {
+    const id = cardEl.dataset.customer;
+    if (!id) return;
+    this.lastOpened = cardEl;
+    const url = new URL(location.href);
+    url.searchParams.set('customer', id);
+    history.replaceState(null, '', url);
+    this.viewer.open(id);
+  }
+
   // ------------------------------------------------------------------ keyboard
 
   initKeyboard() {
@@ -633,6 +672,10 @@ export class Board {
         this.toggle(cardEl, !this.selected.has(cardEl.dataset.id), event.shiftKey);
         return;
       } else if (event.key === 'Enter') {
+        event.preventDefault();
+        this.openCustomer(cardEl);
+        return;
+      } else if (event.key === 'm' || event.key === 'M') {
         event.preventDefault();
         this.keyboardMove(cardEl);
         return;

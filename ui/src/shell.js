@@ -1,6 +1,7 @@
 // The shell around every screen: pipeline switcher, search shortcut, notifications bell,
 // user menu (language, theme, logout).
-import { api, formatDate, h, t } from './util.js';
+import { api } from './util.js';
+import { initNotifications } from './notifications.js';
 
 function popover(buttonId, panelId, onOpen) {
   const button = document.getElementById(buttonId);
@@ -35,35 +36,15 @@ export function setUnread(n) {
   badge.hidden = !n;
 }
 
-async function loadNotifications() {
-  const list = document.getElementById('notification-list');
-  try {
-    const items = await api('GET', '/api/notifications?limit=20');
-    list.replaceChildren(
-      ...(items.length
-        ? items.map((n) => h('li', { class: n.read_at ? '' : 'unread' }, h('div', null, n.body), h('small', { class: 'muted' }, formatDate(n.created_at))))
-        : [h('li', { class: 'muted' }, t('top.notifications_none'))]),
-    );
-  } catch {
-    // The bell keeps its last list.
-  }
-}
-
 export function applyTheme(theme) {
   if (theme === 'light' || theme === 'dark') document.documentElement.dataset.theme = theme;
   else delete document.documentElement.dataset.theme;
 }
 
 export function initShell() {
-  popover('bell', 'notifications', loadNotifications);
+  popover('bell', 'notifications');
+  initNotifications();
   popover('user-button', 'user-menu');
-  document.getElementById('read-all')?.addEventListener('click', async () => {
-    const r = await api('POST', '/api/notifications/read-all', {}).catch(() => null);
-    if (r) {
-      setUnread(r.unread);
-      loadNotifications();
-    }
-  });
   document.getElementById('pipeline-switch')?.addEventListener('change', (event) => {
     location.assign(`/board/${encodeURIComponent(event.target.value)}`);
   });

@@ -1,7 +1,14 @@
-//! The UI's static assets, embedded in the binary: our stylesheet (`ui/src/app.css`, plain
-//! CSS needing no build), the esbuild bundles made by `engine/build.rs` (empty when Node.js
-//! was missing at build time; see [`BUILT`]), and a stylesheet generated from the stage
+//! The UI's static assets, embedded in the binary: the esbuild bundles made by
+//! `engine/build.rs` (scripts, and one stylesheet from `ui/src/styles.css` and the screens'
+//! CSS it imports; without Node.js at build time the scripts are empty, see [`BUILT`], and
+//! the stylesheet falls back to `ui/src/app.css`), and a stylesheet generated from the stage
 //! colours of the definitions in force (so no page needs an inline style).
+//!
+//! Development: with `AKIS_UI_DEV=<repository root>` the scripts and the stylesheet are read
+//! from `<root>/ui/dist` (made by `cd ui && npm run build`) on every request, and the
+//! templates and catalogues from `<root>/templates/ui`, so the UI can be worked on without
+//! rebuilding the binary (`AKIS_UI_DEV_DIST` names another folder for the bundles). Never
+//! set it in production.
 
 use std::fmt::Write as _;
 use std::sync::OnceLock;
@@ -24,18 +31,69 @@ mod bundle {
 /// Whether the JavaScript bundles were built into this binary.
 pub const BUILT: bool = bundle::BUILT;
 
-const APP_CSS: &str = include_str!("../../../ui/src/app.css");
+/// The plain stylesheet, served when the bundle was not built.
+const FALLBACK_CSS: &str = include_str!("../../../ui/src/app.css");
+
+fn app_css() -> &'static [u8] {
+    if bundle::STYLES_CSS.is_empty() {
+        FALLBACK_CSS.as_bytes()
+    } else {
+        bundle::STYLES_CSS
+    }
+}
+
+/// The repository root named by `AKIS_UI_DEV`, if set (see the module docs).
+pub fn dev_root() -> Option<std::path::PathBuf> {
+    std::env::var_os("AKIS_UI_DEV")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+}
+
+/// An asset: from `ui/dist` in development mode, else the embedded one.
+fn serve(content_type: &'static str, name: &str, embedded: &'static [u8]) -> Response {
+    if let Some(root) = dev_root() {
+        let dist = std::env::var_os("AKIS_UI_DEV_DIST")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| root.join("ui/dist"));
+        return match std::fs::read(dist.join(name)) {
+            Ok(bytes) => {
+                let mut r = ([(header::CONTENT_TYPE, content_type)], bytes).into_response();
+                r.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                r
+            }
+            Err(_) => ApiError::not_found("UI asset (AKIS_UI_DEV: run `cd ui && npm run build`)")
+                .into_response(),
+        };
+    }
+    if embedded.is_empty() {
+        return ApiError::not_found(
+            "UI bundle (built without Node.js: cd ui && npm ci, then cargo build)",
+        )
+        .into_response();
+    }
+    asset(content_type, embedded)
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/assets/app.css",
-            get(|| async { asset("text/css; charset=utf-8", APP_CSS.as_bytes()) }),
+            get(|| async { serve("text/css; charset=utf-8", "styles.css", app_css()) }),
         )
-        .route("/assets/app.js", get(|| async { script(bundle::APP_JS) }))
+        .route(
+            "/assets/app.js",
+            get(|| async { serve("text/javascript; charset=utf-8", "app.js", bundle::APP_JS) }),
+        )
         .route(
             "/assets/login.js",
-            get(|| async { script(bundle::LOGIN_JS) }),
+            get(|| async {
+                serve(
+                    "text/javascript; charset=utf-8",
+                    "login.js",
+                    bundle::LOGIN_JS,
+                )
+            }),
         )
         .route("/assets/stages.css", get(stages_css))
 }
@@ -45,8 +103,11 @@ pub fn router() -> Router<AppState> {
 pub fn version() -> &'static str {
     static VERSION: OnceLock<String> = OnceLock::new();
     VERSION.get_or_init(|| {
+        if dev_root().is_some() {
+            return "dev".to_string();
+        }
         let mut hash = Sha256::new();
-        hash.update(APP_CSS.as_bytes());
+        hash.update(app_css());
         hash.update(bundle::APP_JS);
         hash.update(bundle::LOGIN_JS);
         hex::encode(&hash.finalize()[..6])
@@ -64,16 +125,6 @@ fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     response
-}
-
-fn script(body: &'static [u8]) -> Response {
-    if body.is_empty() {
-        return ApiError::not_found(
-            "UI bundle (built without Node.js: cd ui && npm ci, then cargo build)",
-        )
-        .into_response();
-    }
-    asset("text/javascript; charset=utf-8", body)
 }
 
 /// A CSS colour from the YAML, or None when it holds anything that could escape the

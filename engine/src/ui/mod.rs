@@ -17,6 +17,7 @@
 
 pub mod assets;
 pub mod preferences;
+pub mod screens;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -37,7 +38,7 @@ use crate::crm::http::FilterQuery;
 use crate::definitions::Definitions;
 use crate::definitions::model::{Pipeline, Scope};
 use crate::http::ApiError;
-use crate::policy::{Actor, AuthVia, Module, Permission};
+use crate::policy::{Actor, Module, Permission};
 
 static TEMPLATES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../templates/ui");
 
@@ -52,6 +53,7 @@ pub fn router() -> Router<AppState> {
         .route("/", get(home))
         .route("/login", get(login_page))
         .route("/board/{pipeline}", get(board_page))
+        .merge(screens::router())
         .merge(assets::router())
 }
 
@@ -60,50 +62,86 @@ struct Ui {
     catalogues: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-fn ui() -> &'static Ui {
-    static UI: OnceLock<Ui> = OnceLock::new();
-    UI.get_or_init(|| {
-        let mut env = Environment::new();
-        let mut catalogues = BTreeMap::new();
-        let mut files: Vec<&include_dir::File<'_>> = TEMPLATES.files().collect();
-        for dir in TEMPLATES.dirs() {
-            files.extend(dir.files());
+/// The language a catalogue file is for: `tr.json`, or `customer.tr.json` for one screen's
+/// strings (all files of a language are merged).
+fn catalogue_language(path: &str) -> Option<&str> {
+    let name = path.strip_prefix("i18n/")?.strip_suffix(".json")?;
+    Some(name.rsplit('.').next().unwrap_or(name))
+}
+
+fn load_ui(files: Vec<(String, String)>) -> Ui {
+    let mut env = Environment::new();
+    let mut catalogues: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for (path, text) in files {
+        if let Some(lang) = catalogue_language(&path) {
+            match serde_json::from_str::<BTreeMap<String, String>>(&text) {
+                Ok(map) => catalogues.entry(lang.to_string()).or_default().extend(map),
+                Err(e) => tracing::error!(file = %path, error = %e, "bad UI catalogue"),
+            }
+        } else if path.ends_with(".html")
+            && let Err(e) = env.add_template_owned(path.clone(), text)
+        {
+            tracing::error!(template = %path, error = %e, "bad UI template");
         }
-        for file in files {
-            let path = file.path().to_string_lossy().replace('\\', "/");
-            let Some(text) = file.contents_utf8() else {
+    }
+    env.add_function("t", |state: &minijinja::State, key: &str| -> String {
+        state
+            .lookup("catalogue")
+            .and_then(|c| c.get_attr(key).ok())
+            .filter(|v| !v.is_undefined() && !v.is_none())
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            })
+            .unwrap_or_else(|| key.to_string())
+    });
+    Ui { env, catalogues }
+}
+
+fn embedded_files() -> Vec<(String, String)> {
+    let mut files: Vec<&include_dir::File<'_>> = TEMPLATES.files().collect();
+    for dir in TEMPLATES.dirs() {
+        files.extend(dir.files());
+    }
+    files
+        .into_iter()
+        .filter_map(|f| {
+            let path = f.path().to_string_lossy().replace('\\', "/");
+            f.contents_utf8().map(|t| (path, t.to_string()))
+        })
+        .collect()
+}
+
+/// `templates/ui` read from disk (development mode, see [`assets`]).
+fn disk_files(root: &std::path::Path) -> Vec<(String, String)> {
+    let base = root.join("templates/ui");
+    let mut out = Vec::new();
+    for dir in [base.clone(), base.join("i18n")] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !path.is_file() {
                 continue;
-            };
-            if let Some(lang) = path
-                .strip_prefix("i18n/")
-                .and_then(|p| p.strip_suffix(".json"))
+            }
+            if let (Ok(rel), Ok(text)) = (path.strip_prefix(&base), std::fs::read_to_string(&path))
             {
-                match serde_json::from_str::<BTreeMap<String, String>>(text) {
-                    Ok(map) => {
-                        catalogues.insert(lang.to_string(), map);
-                    }
-                    Err(e) => tracing::error!(file = %path, error = %e, "bad UI catalogue"),
-                }
-            } else if path.ends_with(".html")
-                && let Err(e) = env.add_template_owned(path.clone(), text.to_string())
-            {
-                tracing::error!(template = %path, error = %e, "bad UI template");
+                out.push((rel.to_string_lossy().replace('\\', "/"), text));
             }
         }
-        env.add_function("t", |state: &minijinja::State, key: &str| -> String {
-            state
-                .lookup("catalogue")
-                .and_then(|c| c.get_attr(key).ok())
-                .filter(|v| !v.is_undefined() && !v.is_none())
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string())
-                })
-                .unwrap_or_else(|| key.to_string())
-        });
-        Ui { env, catalogues }
-    })
+    }
+    out
+}
+
+fn ui() -> std::sync::Arc<Ui> {
+    if let Some(root) = assets::dev_root() {
+        return std::sync::Arc::new(load_ui(disk_files(&root)));
+    }
+    static UI: OnceLock<std::sync::Arc<Ui>> = OnceLock::new();
+    UI.get_or_init(|| std::sync::Arc::new(load_ui(embedded_files())))
+        .clone()
 }
 
 /// The catalogue of `lang` (Turkish when unknown), English filling any gap.
@@ -249,13 +287,8 @@ async fn home(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Re
         .or(pipelines.first());
     match target {
         Some(p) => redirect(&format!("/board/{}", percent_encode(p.id.as_str()))),
-        None => ApiError::forbidden(
-            catalogue(&actor.locale)
-                .get("board.no_pipelines")
-                .cloned()
-                .unwrap_or_default(),
-        )
-        .into_response(),
+        // No board to show (a role without pipeline access): the agenda is everyone's.
+        None => redirect("/agenda"),
     }
 }
 
@@ -395,30 +428,13 @@ async fn board_page_inner(
         None => FilterQuery::default(),
     };
     let filter = query.to_filter()?;
-    let prefs = preferences::load(&state.db, actor.user_id, &actor.locale).await?;
-    let lang = prefs.language.clone();
     let policy = actor.record_filter(&defs, Module::Pipeline);
     let board: Board =
         board::board(&state.db, &defs, pipeline, &filter, &policy, FIRST_PAGE).await?;
-    let unread = crate::notifications::unread_count(&state.db, actor.user_id).await?;
     let scope_all = actor.scope(&defs) == Scope::All;
-    let users: Vec<Value> = if scope_all {
-        crate::users::store::list(
-            &state.db,
-            &crate::users::store::UserFilter {
-                active: Some(true),
-                ..Default::default()
-            },
-        )
-        .await?
-        .into_iter()
-        .map(|u| json!({"id": u.id, "name": u.name}))
-        .collect()
-    } else {
-        vec![json!({"id": actor.user_id, "name": actor.name})]
-    };
-    let catalogue = catalogue(&lang);
-    let label = |key: &str| catalogue.get(key).cloned().unwrap_or_default();
+    let mut shell = screens::Shell::new(state, actor, "board", Some(pipeline)).await?;
+    let lang = shell.lang.clone();
+    let users = shell.page["users"].as_array().cloned().unwrap_or_default();
 
     let mut filter_defs = Vec::new();
     if scope_all {
@@ -431,7 +447,7 @@ async fn board_page_inner(
             .collect();
         options.push(Choice {
             value: "none".into(),
-            label: label("filters.none_option"),
+            label: shell.label("filters.none_option"),
         });
         filter_defs.push(FilterDef {
             key: "owners",
@@ -450,7 +466,7 @@ async fn board_page_inner(
         ),
         ("tags", "tags", "filters.tags", &query.tags),
     ] {
-        let values = distinct_values(state, &actor, &defs, column).await?;
+        let values = distinct_values(state, &shell.actor, &defs, column).await?;
         filter_defs.push(FilterDef {
             key,
             label: label_key,
@@ -465,12 +481,6 @@ async fn board_page_inner(
         });
     }
 
-    let can_bulk = actor.can(&defs, Module::Bulk, Permission::Bulk);
-    let can = json!({
-        "edit": actor.can(&defs, Module::Pipeline, Permission::Edit),
-        "bulk": can_bulk,
-        "assign": can_bulk && scope_all && actor.can(&defs, Module::Customers, Permission::Edit),
-    });
     let columns: Vec<Value> = board
         .columns
         .iter()
@@ -484,39 +494,11 @@ async fn board_page_inner(
             })
         })
         .collect();
-    let field_defs: serde_json::Map<String, Value> = defs
-        .card_fields
-        .iter()
-        .map(|f| {
-            (
-                f.id.as_str().to_string(),
-                json!({
-                    "type": f.kind,
-                    "label": name_in(&lang, &f.label.tr, &f.label.en),
-                    "options": f.options.iter().map(|o| json!({
-                        "id": o.id.as_str(),
-                        "label": name_in(&lang, &o.label.tr, &o.label.en),
-                    })).collect::<Vec<_>>(),
-                }),
-            )
-        })
-        .collect();
-    let pipelines: Vec<Value> = visible_pipelines(&defs, &actor)
-        .iter()
-        .map(|p| json!({"id": p.id.as_str(), "name": name_in(&lang, &p.name.tr, &p.name.en)}))
-        .collect();
-    let csrf = match &actor.via {
-        AuthVia::Session { csrf_token, .. } => csrf_token.clone(),
-        AuthVia::Token { .. } => String::new(),
-    };
-    let page = json!({
-        "lang": lang,
-        "csrf": csrf,
-        "user": {"id": actor.user_id, "name": actor.name},
-        "can": can,
-        "users": users,
-        "page_size": FIRST_PAGE,
-        "pipeline": {
+    shell.page.insert("screen".into(), json!("board"));
+    shell.page.insert("page_size".into(), json!(FIRST_PAGE));
+    shell.page.insert(
+        "pipeline".into(),
+        json!({
             "id": pipeline.id.as_str(),
             "direction": match pipeline.card.order.direction {
                 crate::definitions::model::Direction::Asc => "asc",
@@ -534,39 +516,19 @@ async fn board_page_inner(
                 "to": t.to.as_str(),
                 "asks": t.asks.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
-        },
-        "field_defs": field_defs,
-        "board": board,
-    });
-    let mut nav = vec![
-        json!({"href": format!("/board/{}", percent_encode(pipeline.id.as_str())), "label": "nav.board", "current": true}),
-    ];
-    if actor.can(&defs, Module::Admin, Permission::View) {
-        nav.push(json!({"href": "/docs", "label": "nav.api", "current": false}));
-    }
-    Ok(render(
-        "board.html",
-        minijinja::context! {
-            lang => lang.clone(),
-            theme => prefs.theme.as_str(),
-            assets_built => assets::BUILT,
-            asset_version => assets::version(),
-            definitions_version => state.definitions.version(),
-            catalogue_json => script_json(&catalogue),
-            catalogue => Jinja::from(minijinja::value::Serde(&catalogue)),
-            page_json => script_json(&page),
-            pipeline => Jinja::from(minijinja::value::Serde(&json!({"id": pipeline.id.as_str(), "name": name_in(&lang, &pipeline.name.tr, &pipeline.name.en)}))),
-            pipelines => Jinja::from(minijinja::value::Serde(&pipelines)),
-            columns => Jinja::from(minijinja::value::Serde(&columns)),
-            filters => Jinja::from(minijinja::value::Serde(&json!({"q": query.q.clone().unwrap_or_default(), "quality": query.emotional_min.map(|n| n.to_string()).unwrap_or_default()}))),
-            filter_defs => Jinja::from(minijinja::value::Serde(&filter_defs)),
-            unread => unread,
-            user => Jinja::from(minijinja::value::Serde(&json!({"name": actor.name, "initials": initials(&actor.name)}))),
-            nav => Jinja::from(minijinja::value::Serde(&nav)),
-            can => Jinja::from(minijinja::value::Serde(&can)),
-            users => Jinja::from(minijinja::value::Serde(&users)),
-        },
-    ))
+        }),
+    );
+    shell.page.insert("board".into(), json!(board));
+    let serde = |v: Value| Jinja::from(minijinja::value::Serde(v));
+    shell.ctx.insert("columns".into(), serde(json!(columns)));
+    shell.ctx.insert(
+        "filters".into(),
+        serde(json!({"q": query.q.clone().unwrap_or_default(), "quality": query.emotional_min.map(|n| n.to_string()).unwrap_or_default()})),
+    );
+    shell
+        .ctx
+        .insert("filter_defs".into(), serde(json!(filter_defs)));
+    Ok(shell.render("board.html"))
 }
 
 /// The board page's query string as text (a malformed number is a 400, as in the API).
