@@ -1,7 +1,8 @@
 // Browser benchmark of the board (driven by benches/ui.rs): for each run a fresh browser
 // context logs in and opens the board; reports the time from navigation start to first
 // contentful paint and to interactive (every column rendered, drag and filters wired:
-// `window.akisReadyAt`), and how long scrolling one column takes to bring its next page.
+// `window.akisReadyAt`), how long scrolling one column takes to bring its next page, and
+// how long a click on a card takes to show that customer in the CustomerViewer.
 // Usage: node bench.mjs BASE_URL EMAIL PASSWORD RUNS CHROMIUM
 import { chromium } from 'playwright-core';
 
@@ -52,6 +53,14 @@ for (let i = 0; i < runs; i++) {
   }, stage);
   await page.waitForFunction(([s, n]) => document.querySelectorAll(`.column[data-stage="${s}"] .card`).length > n, [stage, before]);
   m.next_page_ms = Date.now() - t0;
+  // One click on a card → the CustomerViewer with the customer's data, timeline, activities,
+  // reminders, files and work orders rendered in the side panel.
+  const card = page.locator('.card').first();
+  await card.scrollIntoViewIfNeeded();
+  const t1 = await page.evaluate(() => performance.now());
+  await card.locator('.card-name').click();
+  await page.waitForSelector('#viewer [data-viewer-ready="true"], #viewer[data-viewer-ready="true"]');
+  m.viewer_open_ms = (await page.evaluate(() => performance.now())) - t1;
   results.push(m);
   console.log(JSON.stringify({ run: i + 1, ...m }));
   await ctx.close();
