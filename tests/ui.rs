@@ -277,10 +277,7 @@ async fn the_board_works_in_a_real_browser() {
     let (keyboard, _) = lead(&admin, "Hakan Klavye", "0532 400 00 40", "web_form").await;
     let (filtered, _) = lead(&admin, "Zeliha Süzgeç", "0532 400 00 20", "meta_lead_ad").await;
 
-    let artifacts = repo_root().join("target/ui-artifacts");
     let config = json!({
-        "chromium": chromium(),
-        "artifacts": artifacts,
         "manager": {"email": manager_email, "password": TEST_PASSWORD},
         "other": {"email": other_email, "password": TEST_PASSWORD},
         "stage_names_tr": ["Potansiyel", "Görüşülüyor", "Takip Edilecek", "Randevu", "Kapora", "Satış Tamamlandı", "Uygun Değil"],
@@ -288,55 +285,27 @@ async fn the_board_works_in_a_real_browser() {
         "cards": {"drag": drag, "guard": guard, "live": live, "bulk": bulk, "stale": stale, "keyboard": keyboard},
         "filter": {"source": "meta_lead_ad", "q": "zeliha", "expect": filtered},
     });
-    let base = app.address.clone();
-    // Every step of the script waits at most 10 s, so the run is bounded.
-    let script = repo_root().join("tests/ui/ui.mjs");
-    let output = tokio::time::timeout(
-        Duration::from_secs(300),
-        tokio::task::spawn_blocking(move || {
-            Command::new("node")
-                .arg(script)
-                .arg(&base)
-                .arg(config.to_string())
-                .output()
-        }),
+    run_browser_script(
+        &app,
+        "ui.mjs",
+        config,
+        &[
+            "login_refuses_a_wrong_password_in_turkish",
+            "login_opens_the_board",
+            "drag_to_the_next_stage_persists_after_reload",
+            "a_guard_refusal_is_shown_in_turkish_and_the_card_snaps_back",
+            "a_move_in_one_browser_appears_in_another_without_reload",
+            "a_stale_version_is_explained_and_the_card_snaps_back",
+            "a_card_moves_with_the_keyboard_alone",
+            "a_bulk_move_moves_every_selected_card",
+            "filters_survive_a_reload_through_the_url",
+            "dark_theme_persists",
+            "english_persists",
+            "phone_screenshot",
+            "no_content_security_policy_violations",
+        ],
     )
-    .await
-    .expect("the browser run ends within 5 minutes")
-    .expect("joined")
-    .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert!(
-        output.status.success(),
-        "browser run failed (screenshots in {}):\n{stdout}",
-        artifacts.display()
-    );
-    let steps: Vec<String> = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| v["step"].as_str().map(str::to_string))
-        .collect();
-    for expected in [
-        "login_refuses_a_wrong_password_in_turkish",
-        "login_opens_the_board",
-        "drag_to_the_next_stage_persists_after_reload",
-        "a_guard_refusal_is_shown_in_turkish_and_the_card_snaps_back",
-        "a_move_in_one_browser_appears_in_another_without_reload",
-        "a_stale_version_is_explained_and_the_card_snaps_back",
-        "a_card_moves_with_the_keyboard_alone",
-        "a_bulk_move_moves_every_selected_card",
-        "filters_survive_a_reload_through_the_url",
-        "dark_theme_persists",
-        "english_persists",
-        "phone_screenshot",
-        "no_content_security_policy_violations",
-    ] {
-        assert!(
-            steps.iter().any(|s| s == expected),
-            "step {expected} did not pass: {steps:?}"
-        );
-    }
+    .await;
 
     // What the browser did is what the server holds.
     assert_eq!(card(&admin, &drag).await["stage_id"], "gorusuluyor");
@@ -364,6 +333,7 @@ async fn the_board_works_in_a_real_browser() {
         .unwrap();
     assert_eq!(prefs["theme"], "dark");
     assert_eq!(prefs["language"], "en");
+    let artifacts = repo_root().join("target/ui-artifacts");
     for shot in ["board-light.png", "board-dark.png", "board-phone.png"] {
         assert!(artifacts.join(shot).is_file(), "{shot}");
     }

@@ -2,28 +2,11 @@
 // with the system's Chromium. Usage: node admin.mjs BASE_URL CONFIG_JSON. Prints one JSON
 // line per passed step ({"step": …}); exits 1 with {"failed": step, "error": …} at the
 // first failure, after saving a screenshot of the page under the artifacts folder.
-import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { TIMEOUT, harness } from './harness.mjs';
 
-const [base, configText] = process.argv.slice(2);
-const config = JSON.parse(configText);
-const artifacts = config.artifacts;
-mkdirSync(artifacts, { recursive: true });
-const TIMEOUT = 10_000;
-
-const browser = await chromium.launch({
-  executablePath: config.chromium,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-});
-
-let current = null;
+const { base, config, artifacts, browser, step, fail } = await harness('admin');
 let page = null;
 const cspViolations = [];
-async function step(name, fn) {
-  current = name;
-  await fn();
-  console.log(JSON.stringify({ step: name }));
-}
 
 function watchCsp(p) {
   p.on('console', (m) => {
@@ -123,7 +106,13 @@ try {
     await page.waitForURL(/state=dead/, { timeout: TIMEOUT });
     const deadRow = page.locator(`#job-list tr[data-id="${config.jobs.dead_id}"]`);
     await deadRow.waitFor({ timeout: TIMEOUT });
-    if ((await page.locator('#job-list tbody tr').count()) !== 1) throw new Error('the dead filter shows other jobs');
+    // The unfiltered list is on screen until the filtered one arrives: wait for it.
+    await page
+      .waitForFunction(() => document.querySelectorAll('#job-list tbody tr').length === 1, null, { timeout: TIMEOUT })
+      .catch(() => {
+        throw new Error('the dead filter shows other jobs');
+      });
+    await deadRow.waitFor({ timeout: TIMEOUT });
     const retried = page.waitForResponse((r) => r.url().endsWith(`/api/admin/jobs/${config.jobs.dead_id}/retry`));
     await deadRow.locator('button[data-action="retry"]').click();
     if ((await retried).status() !== 200) throw new Error('the retry failed');
@@ -302,12 +291,5 @@ try {
 
   await browser.close();
 } catch (error) {
-  try {
-    if (page) await page.screenshot({ path: `${artifacts}/admin-failure.png`, fullPage: true });
-  } catch {
-    // no screenshot
-  }
-  console.log(JSON.stringify({ failed: current, error: String(error?.stack || error) }));
-  await browser.close();
-  process.exit(1);
+  await fail(error, page);
 }

@@ -2,27 +2,10 @@
 // tests/ui_screens/agenda.rs). Usage: node agenda.mjs BASE_URL CONFIG_JSON. Prints one JSON
 // line per passed step ({"step": …}); exits 1 with {"failed": step, "error": …} at the
 // first failure, after saving a screenshot under the artifacts folder.
-import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { TIMEOUT, harness } from './harness.mjs';
 
-const [base, configText] = process.argv.slice(2);
-const config = JSON.parse(configText);
-const artifacts = config.artifacts;
-mkdirSync(artifacts, { recursive: true });
-const TIMEOUT = 10_000;
-
-const browser = await chromium.launch({
-  executablePath: config.chromium,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-});
-
-let current = null;
+const { base, config, artifacts, browser, step, fail } = await harness('agenda');
 let page = null;
-async function step(name, fn) {
-  current = name;
-  await fn();
-  console.log(JSON.stringify({ step: name }));
-}
 
 const cspViolations = [];
 const agendaErrors = []; // uncaught script errors while the agenda is on screen
@@ -277,8 +260,5 @@ try {
   });
   await browser.close();
 } catch (error) {
-  if (page) await page.screenshot({ path: `${artifacts}/failure-agenda-${current}.png` }).catch(() => {});
-  console.log(JSON.stringify({ failed: current, error: String(error?.stack || error) }));
-  await browser.close().catch(() => {});
-  process.exit(1);
+  await fail(error, page);
 }

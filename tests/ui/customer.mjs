@@ -1,29 +1,13 @@
 // Browser tests of the CustomerViewer and the customers list (driven by
 // tests/ui_screens/customer.rs). Usage: node customer.mjs BASE_URL CONFIG_JSON; one JSON
 // line per passed step; exits 1 with {"failed": step, "error": …} after a screenshot.
-import { chromium } from 'playwright-core';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { TIMEOUT, harness } from './harness.mjs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const [base, configText] = process.argv.slice(2);
-const config = JSON.parse(configText);
-const artifacts = config.artifacts;
-mkdirSync(artifacts, { recursive: true });
-const TIMEOUT = 10_000;
-
-const browser = await chromium.launch({
-  executablePath: config.chromium,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-});
-
-let current = null;
+const { base, config, artifacts, browser, step, fail } = await harness('customer');
 let page = null;
 const cspViolations = [];
-async function step(name, fn) {
-  current = name;
-  await fn();
-  console.log(JSON.stringify({ step: name }));
-}
 
 function watchCsp(p) {
   p.on('console', (m) => {
@@ -303,8 +287,5 @@ try {
   });
   await browser.close();
 } catch (error) {
-  if (page) await page.screenshot({ path: `${artifacts}/failure-customer-${current}.png` }).catch(() => {});
-  console.log(JSON.stringify({ failed: current, error: String(error?.stack || error) }));
-  await browser.close().catch(() => {});
-  process.exit(1);
+  await fail(error, page);
 }

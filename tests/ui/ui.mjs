@@ -2,27 +2,10 @@
 // Chromium. Usage: node ui.mjs BASE_URL CONFIG_JSON. Prints one JSON line per passed step
 // ({"step": …}); exits 1 with {"failed": step, "error": …} at the first failure, after
 // saving a screenshot of the page under the artifacts folder.
-import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { TIMEOUT, harness } from './harness.mjs';
 
-const [base, configText] = process.argv.slice(2);
-const config = JSON.parse(configText);
-const artifacts = config.artifacts;
-mkdirSync(artifacts, { recursive: true });
-const TIMEOUT = 10_000;
-
-const browser = await chromium.launch({
-  executablePath: config.chromium,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-});
-
-let current = null;
+const { base, config, artifacts, browser, step, fail } = await harness('ui');
 let page = null;
-async function step(name, fn) {
-  current = name;
-  await fn();
-  console.log(JSON.stringify({ step: name }));
-}
 
 const column = (p, stage) => p.locator(`.column[data-stage="${stage}"]`);
 const cardIn = (p, stage, id) => column(p, stage).locator(`.card[data-id="${id}"]`);
@@ -152,6 +135,18 @@ try {
 
   await step('a_card_moves_with_the_keyboard_alone', async () => {
     const card = cardIn(page, 'potansiyel', config.cards.keyboard);
+    // Resolves once the board has handled the server's echo of this move (the board's own
+    // handler was registered first, so it has run by then).
+    await page.evaluate((id) => {
+      window.__echo = new Promise((resolve) => {
+        const off = window.akisLive.on('card.moved', (event) => {
+          if (event.data?.card?.id === id) {
+            off();
+            resolve(true);
+          }
+        });
+      });
+    }, config.cards.keyboard);
     await card.focus();
     await page.keyboard.press('m');
     await page.locator('#move-stage').waitFor({ state: 'visible', timeout: TIMEOUT });
@@ -162,7 +157,7 @@ try {
     if ((await moved).status() !== 200) throw new Error('the keyboard move failed');
     await cardIn(page, 'gorusuluyor', config.cards.keyboard).waitFor({ timeout: TIMEOUT });
     // Also after the server's echo of the move has re-rendered the card.
-    await page.waitForTimeout(500);
+    await page.evaluate(() => Promise.race([window.__echo, new Promise((_, reject) => setTimeout(() => reject(new Error('no echo of the move within 10 s')), 10_000))]));
     const focused = await page.evaluate(() => document.activeElement?.dataset?.id);
     if (focused !== config.cards.keyboard) throw new Error(`focus did not stay on the moved card (${focused})`);
   });
@@ -258,8 +253,5 @@ try {
   });
   await browser.close();
 } catch (error) {
-  if (page) await page.screenshot({ path: `${artifacts}/failure-${current}.png` }).catch(() => {});
-  console.log(JSON.stringify({ failed: current, error: String(error?.stack || error) }));
-  await browser.close().catch(() => {});
-  process.exit(1);
+  await fail(error, page);
 }

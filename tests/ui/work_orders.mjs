@@ -4,28 +4,11 @@
 // Usage: node work_orders.mjs BASE_URL CONFIG_JSON. One JSON line per passed step
 // ({"step": …}); exits 1 with {"failed": step, "error": …} at the first failure, after a
 // screenshot of the page under the artifacts folder.
-import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { TIMEOUT, harness } from './harness.mjs';
 import { crc32, deflateSync } from 'node:zlib';
 
-const [base, configText] = process.argv.slice(2);
-const config = JSON.parse(configText);
-const artifacts = config.artifacts;
-mkdirSync(artifacts, { recursive: true });
-const TIMEOUT = 10_000;
-
-const browser = await chromium.launch({
-  executablePath: config.chromium,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-});
-
-let current = null;
+const { base, config, artifacts, browser, step, fail } = await harness('work_orders');
 let page = null;
-async function step(name, fn) {
-  current = name;
-  await fn();
-  console.log(JSON.stringify({ step: name }));
-}
 
 /** A small solid-colour PNG (so the server can make a real preview of it). */
 function png(width, height, [r, g, b]) {
@@ -307,8 +290,5 @@ try {
   });
   await browser.close();
 } catch (error) {
-  if (page) await page.screenshot({ path: `${artifacts}/failure-${current}.png` }).catch(() => {});
-  console.log(JSON.stringify({ failed: current, error: String(error?.stack || error) }));
-  await browser.close().catch(() => {});
-  process.exit(1);
+  await fail(error, page);
 }

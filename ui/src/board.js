@@ -4,7 +4,7 @@
 // column pages, and live patches from other users.
 import Sortable from 'sortablejs';
 import { CustomerViewer } from './customer.js';
-import { api, collator, formatDate, formatMoney, formatNumber, fromLocalInput, h, moneyAmount, opId, t, toLocalInput } from './util.js';
+import { api, collator, formatDate, formatMoney, formatNumber, formatPhone, fromLocalInput, h, initials, moneyAmount, opId, t, toLocalInput } from './util.js';
 
 const FILTER_KEYS = ['owners', 'sources', 'campaigns', 'tags'];
 const DATE_FIELDS = new Set(['last_contact_at', 'next_reminder_at', 'created_at', 'updated_at', 'stage_entered_at']);
@@ -771,19 +771,4 @@ function pick(fields, keys) {
   const out = {};
   for (const k of keys) if (fields && k in fields) out[k] = fields[k];
   return out;
-}
-
-/** `+90 532 400 00 01` for Turkish numbers; other E.164 numbers as they are. */
-function formatPhone(e164) {
-  const m = /^\+90(\d{3})(\d{3})(\d{2})(\d{2})$/.exec(String(e164));
-  return m ? `+90 ${m[1]} ${m[2]} ${m[3]} ${m[4]}` : String(e164);
-}
-
-function initials(name) {
-  return String(name || '')
-    .split(/\s+/)
-    .filter(Boolean)
-    .slice(0, 2)
-    .map((w) => w[0].toLocaleUpperCase('tr'))
-    .join('');
 }

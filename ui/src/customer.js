@@ -4,25 +4,11 @@
 // (drag-and-drop upload, previews), work orders, and the live timeline with notes.
 // Changes by others arrive over the socket (customer.updated, timeline.added,
 // work_order.updated) and are patched in place with a brief highlight.
-import { ApiError, api, formatDate, formatMoney, formatNumber, fromLocalInput, h, localized, moneyAmount, opId, t, toLocalInput } from './util.js';
+import { ApiError, api, formatDate, formatMoney, formatNumber, formatPhone, fromLocalInput, h, initials, localized, moneyAmount, opId, t, toLocalInput } from './util.js';
 import { attempt, errorText, field, formDialog, select, toast } from './screen.js';
 import { renderWorkOrderSummary } from './work_orders.js';
 
 const TIMELINE_PAGE = 30;
-
-function initials(name) {
-  return String(name || '')
-    .split(/\s+/)
-    .filter(Boolean)
-    .slice(0, 2)
-    .map((w) => w[0].toLocaleUpperCase('tr'))
-    .join('');
-}
-
-export function formatPhone(e164) {
-  const m = /^\+90(\d{3})(\d{3})(\d{2})(\d{2})$/.exec(String(e164));
-  return m ? `+90 ${m[1]} ${m[2]} ${m[3]} ${m[4]}` : String(e164);
-}
 
 function fileSize(bytes) {
   const n = Number(bytes) || 0;

@@ -2,9 +2,9 @@
 // columns chosen per user (saved in the preferences), multi-select with bulk assign/tag,
 // merge of two selected customers, and CSV import with a dry-run preview of the mapping and
 // the per-row report. A row opens the CustomerViewer in the side panel.
-import { api, collator, formatDate, formatMoney, formatNumber, h, opId, t } from './util.js';
+import { api, collator, formatDate, formatMoney, formatNumber, formatPhone, h, opId, t } from './util.js';
 import { Screen, attempt, errorText, field, formDialog, select, toast } from './screen.js';
-import { CustomerViewer, formatPhone } from './customer.js';
+import { CustomerViewer } from './customer.js';
 
 const PAGE = 50;
 const BASE_COLUMNS = ['name', 'phone', 'email', 'source', 'campaign', 'owners', 'tags', 'emotional_score', 'logical_score', 'last_contact_at', 'created_at'];

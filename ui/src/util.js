@@ -175,3 +175,19 @@ export function h(tag, attrs, ...children) {
   }
   return el;
 }
+
+/** `+90 532 400 00 01` for Turkish numbers; other E.164 numbers as they are. */
+export function formatPhone(e164) {
+  const m = /^\+90(\d{3})(\d{3})(\d{2})(\d{2})$/.exec(String(e164));
+  return m ? `+90 ${m[1]} ${m[2]} ${m[3]} ${m[4]}` : String(e164);
+}
+
+/** `ÇA` for `Çağla Arslan` (Turkish upper case). */
+export function initials(name) {
+  return String(name || '')
+    .split(/\s+/)
+    .filter(Boolean)
+    .slice(0, 2)
+    .map((w) => w[0].toLocaleUpperCase('tr'))
+    .join('');
+}
