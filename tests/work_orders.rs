@@ -330,3 +330,49 @@ both_backends! {
         let _: &TestApp = &app;
     }
 }
+
+both_backends! {
+    async fn an_orders_files_are_announced_to_its_viewers(app) {
+        // The event log is commit-ordered: an event can show up in it a moment after the
+        // request that caused it has answered, so read it until it holds what we expect.
+        async fn file_changes(admin: &TestSession, order: &str) -> (Vec<String>, i64) {
+            let page: Value = admin.get("/api/events?after=0&limit=500").await.json().await.unwrap();
+            let changes = page["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["type"] == "work_order.updated" && e["data"]["work_order_id"] == json!(order))
+                .filter_map(|e| e["data"]["change"].as_str().map(str::to_string))
+                .filter(|c| c.starts_with("file_"))
+                .collect();
+            (changes, page["position"].as_i64().unwrap())
+        }
+        let admin = app.login_as("admin").await;
+        let (_, customer) = lead(&admin, "Dosya Duyuru", "0532 620 00 01").await;
+        let order = open_order(&admin, &customer).await;
+        let id = order["id"].as_str().unwrap().to_string();
+        attach(&admin, &id, "imzali_sozlesme", "sozlesme.pdf").await;
+        let files: Value = admin.get(&format!("/api/work-orders/{id}/files")).await.json().await.unwrap();
+        let file = files["files"][0]["id"].as_str().unwrap().to_string();
+        let r = admin.delete(&format!("/api/files/{file}")).await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        eventually("the order's file events are in the log", || async {
+            file_changes(&admin, &id).await.0 == ["file_added", "file_deleted"]
+        })
+        .await;
+        // A customer's own files are not work-order news.
+        let form = Form::new().part("file", Part::bytes(PDF.to_vec()).file_name("kimlik.pdf").mime_str("application/pdf").unwrap());
+        let r = admin.client.post(admin.url(&format!("/api/customers/{customer}/files"))).header("x-csrf-token", &admin.csrf).multipart(form).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        eventually("the customer's file upload is in the log", || async {
+            let page: Value = admin.get("/api/events?after=0&limit=500").await.json().await.unwrap();
+            page["events"].as_array().unwrap().iter().any(|e| e["type"] == "timeline.added" && e["data"]["event"]["data"]["name"] == "kimlik.pdf")
+        })
+        .await;
+        let (changes, _) = file_changes(&admin, &id).await;
+        assert_eq!(changes, ["file_added", "file_deleted"]);
+        let page: Value = admin.get("/api/events?after=0&limit=500").await.json().await.unwrap();
+        let order_events = page["events"].as_array().unwrap().iter().filter(|e| e["type"] == "work_order.updated").count();
+        assert_eq!(order_events, 3, "created, file_added, file_deleted — nothing for the customer's file: {page}");
+    }
+}

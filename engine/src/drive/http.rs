@@ -352,6 +352,7 @@ async fn record(
                 .details(serde_json::json!({"owner": owner.kind.as_str(), "owner_id": owner.id, "name": name, "size": size, "sha256": sha256})),
         )
         .await?;
+        announce_order_file(&mut tx, &owner, customer, "file_added").await?;
     }
     tx.commit().await?;
     let file = super::get(&state.db, id)
@@ -407,8 +408,31 @@ async fn delete_file(
             .details(serde_json::json!({"owner": file.owner_kind.as_str(), "owner_id": file.owner_id, "name": file.name, "sha256": file.sha256})),
     )
     .await?;
+    let owner = Owner {
+        kind: file.owner_kind,
+        id: file.owner_id.clone(),
+    };
+    announce_order_file(&mut tx, &owner, file.customer_id, "file_deleted").await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A work order's files are part of the order's screen: tell its viewers (in the same
+/// transaction as the change).
+async fn announce_order_file(
+    tx: &mut crate::storage::Tx,
+    owner: &Owner,
+    customer: Option<CustomerId>,
+    change: &str,
+) -> Result<(), ApiError> {
+    if owner.kind != OwnerKind::WorkOrder {
+        return Ok(());
+    }
+    let Ok(order) = owner.id.parse::<crate::work_orders::WorkOrderId>() else {
+        return Ok(());
+    };
+    crate::work_orders::announce(tx, order, customer, change).await?;
+    Ok(())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -396,8 +396,9 @@ pub mod kinds {
 }
 
 /// `work_order.updated` to whoever may see the order (its customer's viewers, or the
-/// work-order module's for internal work).
-async fn announce(
+/// work-order module's for internal work). Also used by the drive for the order's files
+/// (`change`: `file_added`, `file_deleted`).
+pub(crate) async fn announce(
     tx: &mut Tx,
     id: WorkOrderId,
     customer: Option<CustomerId>,
