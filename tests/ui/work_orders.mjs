@@ -235,7 +235,15 @@ try {
     await settled(page, 'kurulum', 'ready');
     if (!(await page.evaluate(() => window.woNoReload))) throw new Error('the page reloaded');
     await page.locator('#wo-live').filter({ hasText: 'Teslimat planlama' }).waitFor({ state: 'attached', timeout: TIMEOUT });
-    // The other comment appears live too.
+    // A file the other browser uploads into a slot appears here too, without a reload.
+    const csrf = await other.evaluate(() => JSON.parse(document.getElementById('page-data').textContent).csrf);
+    const upload = await other.request.post(`${base}/api/work-orders/${order}/files`, {
+      headers: { 'X-CSRF-Token': csrf },
+      multipart: { folder: 'kurulum_fotografi', file: { name: 'uzaktan.png', mimeType: 'image/png', buffer: png(16, 16, [31, 95, 209]) } },
+    });
+    if (upload.status() !== 201) throw new Error(`the second browser's upload: ${upload.status()} ${await upload.text()}`);
+    await stepEl(page, 'kurulum').locator('.wo-slot[data-slot="kurulum_fotografi"] .wo-file').filter({ hasText: 'uzaktan.png' }).waitFor({ timeout: TIMEOUT });
+    if (!(await page.evaluate(() => window.woNoReload))) throw new Error('the page reloaded');
     await ctx2.close();
   });
 

@@ -136,7 +136,13 @@ async fn the_work_order_screens_work_in_a_real_browser() {
             .collect()
     };
     assert_eq!(in_folder("sozlesme"), ["imzali-sozlesme.png"], "{files}");
-    assert_eq!(in_folder("kurulum_fotografi"), ["salon.png"], "{files}");
+    let mut photos = in_folder("kurulum_fotografi");
+    photos.sort();
+    assert_eq!(
+        photos,
+        ["salon.png", "uzaktan.png"],
+        "dropped here, and uploaded by the second browser: {files}"
+    );
 
     // The board's drag unblocked the second order.
     let second: Value = admin
