@@ -152,6 +152,18 @@ try {
     if (new URL(page.url()).searchParams.get('customer')) throw new Error('the url still names the customer');
   });
 
+  await step('enter_on_a_focused_card_opens_it_and_escape_returns_to_the_card', async () => {
+    const card = page.locator(`.card[data-id="${config.customer.card}"]`);
+    await card.focus();
+    await page.keyboard.press('Enter');
+    await page.locator('#viewer').waitFor({ state: 'visible', timeout: TIMEOUT });
+    await viewerReady(page);
+    await page.keyboard.press('Escape');
+    await page.locator('#viewer').waitFor({ state: 'hidden', timeout: TIMEOUT });
+    const focused = await page.evaluate(() => document.activeElement?.dataset?.id);
+    if (focused !== config.customer.card) throw new Error(`focus went to ${focused}, not back to the card`);
+  });
+
   await step('screenshots_of_the_customer_page', async () => {
     await page.goto(`${base}/customers/${id}`);
     await viewerReady(page);

@@ -103,6 +103,7 @@ async fn the_customer_viewer_and_list_work_in_a_real_browser() {
             "a_reminder_is_created_from_the_viewer",
             "a_dropped_file_is_uploaded_and_previewed",
             "escape_closes_the_panel_and_the_url_forgets_it",
+            "enter_on_a_focused_card_opens_it_and_escape_returns_to_the_card",
             "screenshots_of_the_customer_page",
             "turkish_search_finds_the_customer_in_the_list",
             "chosen_columns_are_kept_per_user",
