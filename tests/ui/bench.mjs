@@ -61,6 +61,12 @@ for (let i = 0; i < runs; i++) {
   await card.locator('.card-name').click();
   await page.waitForSelector('#viewer [data-viewer-ready="true"], #viewer[data-viewer-ready="true"]');
   m.viewer_open_ms = (await page.evaluate(() => performance.now())) - t1;
+  // Which of the viewer's requests took longest (server time + transfer), for the profile.
+  m.viewer_slowest = await page.evaluate((since) => {
+    const calls = performance.getEntriesByType('resource').filter((e) => e.startTime >= since && e.name.includes('/api/'));
+    calls.sort((a, b) => b.duration - a.duration);
+    return calls.slice(0, 3).map((e) => `${new URL(e.name).pathname.replace(/[0-9a-f-]{36}/g, '{id}')} ${Math.round(e.duration)} ms`);
+  }, t1);
   results.push(m);
   console.log(JSON.stringify({ run: i + 1, ...m }));
   await ctx.close();

@@ -230,7 +230,6 @@ impl Shell {
             "definitions_version".into(),
             Jinja::from(state.definitions.version()),
         );
-        ctx.insert("catalogue_json".into(), script_json(&catalogue));
         ctx.insert(
             "catalogue".into(),
             Jinja::from(minijinja::value::Serde(catalogue.clone())),
@@ -271,6 +270,23 @@ impl Shell {
 
     /// Renders `template` with the shell's context and the page JSON.
     pub fn render(mut self, template: &str) -> Response {
+        // The scripts get the strings of their screen only: the admin and agenda screens'
+        // own catalogues are the largest and no other screen uses them.
+        let screen = self
+            .page
+            .get("screen")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let scripts_catalogue: BTreeMap<&String, &String> = self
+            .catalogue
+            .iter()
+            .filter(|(key, _)| {
+                !(key.starts_with("admin.") && screen != "admin"
+                    || key.starts_with("agenda.") && screen != "agenda")
+            })
+            .collect();
+        self.ctx
+            .insert("catalogue_json".into(), script_json(&scripts_catalogue));
         self.ctx
             .insert("page_json".into(), script_json(&Value::Object(self.page)));
         render(template, Jinja::from(self.ctx))
