@@ -61,6 +61,9 @@ for (let i = 0; i < runs; i++) {
   await card.locator('.card-name').click();
   await page.waitForSelector('#viewer [data-viewer-ready="true"], #viewer[data-viewer-ready="true"]');
   m.viewer_open_ms = (await page.evaluate(() => performance.now())) - t1;
+  // The same inside the page: from the click's handler to the viewer's data on screen (the
+  // panel with its skeleton shows at the handler's start).
+  m.viewer_in_page_ms = await page.evaluate(() => window.akisViewerReadyAt - window.akisViewerOpenedAt);
   // Which of the viewer's requests took longest (server time + transfer), for the profile.
   m.viewer_slowest = await page.evaluate((since) => {
     const calls = performance.getEntriesByType('resource').filter((e) => e.startTime >= since && e.name.includes('/api/'));

@@ -83,6 +83,8 @@ export class CustomerViewer {
     if (this.id && this.id !== id) this.live?.unwatch(this.id);
     const fresh = this.id !== id;
     this.id = id;
+    // For the browser benchmark (tests/ui/bench.mjs): when the panel opened, when it was ready.
+    window.akisViewerOpenedAt = performance.now();
     if (this.panel) {
       this.panel.hidden = false;
       document.body.classList.add('viewer-open');
@@ -165,6 +167,7 @@ export class CustomerViewer {
   }
 
   markReady() {
+    window.akisViewerReadyAt = performance.now();
     this.root.dataset.viewerReady = 'true';
     this.root.setAttribute('aria-busy', 'false');
     document.body.dataset.screenReady = 'true';
