@@ -132,7 +132,8 @@ pub async fn move_to(session: &TestSession, id: &str, to: &str, fields: Value) {
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
 }
 
-fn no_redirects() -> reqwest::Client {
+/// A client that shows redirects instead of following them.
+pub fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

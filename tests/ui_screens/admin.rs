@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{TEST_PASSWORD, TestApp, TestSession, eventually};
+use crate::ui::no_redirects;
 
 async fn json_of(session: &TestSession, path: &str) -> Value {
     let r = session.get(path).await;
@@ -258,13 +259,6 @@ async fn the_admin_screen_manages_users_definitions_jobs_and_the_audit_log() {
         )
         .await;
     assert_eq!(relogin.status(), StatusCode::UNAUTHORIZED);
-}
-
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
 }
 
 both_backends! {

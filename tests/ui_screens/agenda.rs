@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{TEST_PASSWORD, TestSession, eventually};
-use crate::ui::{browser_ready, lead, run_browser_script};
+use crate::ui::{browser_ready, lead, no_redirects, run_browser_script};
 
 fn rfc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -45,10 +45,7 @@ fn instant(v: &Value) -> DateTime<Utc> {
 
 both_backends! {
     async fn the_agenda_page_needs_a_session_and_keeps_its_period(app) {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
+        let client = no_redirects();
         let r = client.get(app.url("/agenda?view=week&date=2026-12-03")).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let location = r.headers()["location"].to_str().unwrap().to_string();

@@ -8,17 +8,10 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{TEST_PASSWORD, TestApp};
-use crate::ui::{browser_ready, lead, run_browser_script};
+use crate::ui::{browser_ready, lead, no_redirects, run_browser_script};
 
 /// A 1×1 PNG.
 const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
-
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
 
 both_backends! {
     async fn the_screens_need_a_session_and_the_permission(app) {

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{TEST_PASSWORD, TestSession};
-use crate::ui::{browser_ready, lead, run_browser_script};
+use crate::ui::{browser_ready, lead, no_redirects, run_browser_script};
 
 async fn open_order(session: &TestSession, customer: &str, title: Option<&str>) -> Value {
     let mut body = json!({"definition": "teslimat_kurulum", "customer_id": customer});
@@ -152,13 +152,6 @@ async fn the_work_order_screens_work_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(second["status"], "in_progress");
-}
-
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
 }
 
 both_backends! {

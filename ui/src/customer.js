@@ -53,11 +53,18 @@ export class CustomerViewer {
       live.on('resync', () => this.id && this.load());
     }
     if (this.panel) {
-      this.panel.addEventListener('keydown', (event) => {
-        if (event.key === 'Escape' && !event.target.closest('dialog') && !this.editing) {
-          event.preventDefault();
-          this.close();
+      // Esc closes the panel wherever the focus is (not while a dialog or an edit is open).
+      document.addEventListener('keydown', (event) => {
+        if (event.key !== 'Escape' || this.panel.hidden || document.querySelector('dialog[open]') || this.editing) return;
+        event.preventDefault();
+        // In a field of the panel (a note being written) the first Esc only leaves the field,
+        // so nothing typed is thrown away by accident.
+        const field = event.target.closest?.('#viewer input, #viewer textarea, #viewer select');
+        if (field && field.value) {
+          this.panel.focus({ preventScroll: true });
+          return;
         }
+        this.close();
       });
     }
   }
@@ -88,6 +95,7 @@ export class CustomerViewer {
     if (this.panel) {
       this.panel.hidden = false;
       document.body.classList.add('viewer-open');
+      this.panel.focus({ preventScroll: true });
     }
     if (fresh) {
       this.data = null;
@@ -95,7 +103,6 @@ export class CustomerViewer {
       this.live?.watch(id);
     }
     await this.load();
-    if (this.panel) this.panel.focus({ preventScroll: true });
   }
 
   close() {

@@ -72,26 +72,24 @@ fn abilities(defs: &Definitions, actor: &Actor) -> Value {
 /// The side menu: the screens this user may open, `current` highlighted.
 fn nav(defs: &Definitions, actor: &Actor, current: &str, board_href: Option<String>) -> Vec<Value> {
     let mut items = Vec::new();
-    let mut push = |key: &str, href: String| {
+    let mut push = |key: &str, href: &str| {
         items.push(json!({"href": href, "label": format!("nav.{key}"), "current": key == current, "key": key}));
     };
-    if let Some(href) = board_href {
+    if let Some(href) = &board_href {
         push("board", href);
     }
-    if actor.can(defs, Module::Customers, Permission::View) {
-        push("customers", "/customers".into());
-    }
-    push("agenda", "/agenda".into());
-    if actor.can(defs, Module::WorkOrders, Permission::View) {
-        push("work_orders", "/work-orders".into());
-    }
-    if actor.can(defs, Module::Admin, Permission::View)
-        || actor.can(defs, Module::Definitions, Permission::View)
-    {
-        push("admin", "/admin".into());
+    for (spec, href) in [
+        (&CUSTOMERS, "/customers"),
+        (&AGENDA, "/agenda"),
+        (&WORK_ORDERS, "/work-orders"),
+        (&ADMIN, "/admin"),
+    ] {
+        if (spec.allowed)(defs, actor) {
+            push(spec.nav, href);
+        }
     }
     if actor.can(defs, Module::Admin, Permission::View) {
-        push("api", "/docs".into());
+        push("api", "/docs");
     }
     items
 }
@@ -294,7 +292,7 @@ impl Shell {
 }
 
 /// A screen rendered in the browser: `screen` names the script (`ui/src/app.js` routes on
-/// it), `params` what it shows.
+/// it); the page's `params` say what it shows.
 struct Spec {
     /// The script's name (`page.screen`).
     screen: &'static str,
@@ -302,80 +300,106 @@ struct Spec {
     nav: &'static str,
     /// The catalogue key of the page title.
     title: &'static str,
-    params: Value,
+    /// Whether a user may open it (the API still decides every call).
+    allowed: fn(&Definitions, &Actor) -> bool,
 }
 
-async fn screen(
-    state: &AppState,
-    headers: &HeaderMap,
-    uri: &Uri,
-    spec: Spec,
-    allowed: impl Fn(&Definitions, &Actor) -> bool,
-) -> Result<Response, ApiError> {
-    let Spec {
-        screen,
-        nav: nav_key,
-        title: title_key,
-        params,
-    } = spec;
-    let Some(actor) = page_actor(state, headers).await? else {
-        return Ok(to_login(uri));
-    };
-    let defs = state.defs();
-    if !allowed(&defs, &actor) {
-        return Err(ApiError::forbidden(
-            catalogue(&actor.locale)
-                .get("screen.forbidden")
-                .cloned()
-                .unwrap_or_default(),
-        ));
-    }
-    let mut shell = Shell::new(state, actor, nav_key, None).await?;
-    let title = shell.label(title_key);
-    shell.page.insert("screen".into(), json!(screen));
-    shell.page.insert("params".into(), params);
-    shell.ctx.insert("screen".into(), Jinja::from(screen));
-    shell.ctx.insert("title".into(), Jinja::from(title));
-    Ok(shell.render("screen.html"))
-}
-
-fn respond(result: Result<Response, ApiError>) -> Response {
-    result.unwrap_or_else(IntoResponse::into_response)
-}
-
-fn query_json(uri: &Uri) -> Value {
-    let map: serde_json::Map<String, Value> = uri
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
-                .collect()
-        })
-        .unwrap_or_default();
-    Value::Object(map)
+fn everyone(_: &Definitions, _: &Actor) -> bool {
+    true
 }
 
 fn customers_allowed(defs: &Definitions, actor: &Actor) -> bool {
     actor.can(defs, Module::Customers, Permission::View)
 }
 
+fn work_orders_allowed(defs: &Definitions, actor: &Actor) -> bool {
+    actor.can(defs, Module::WorkOrders, Permission::View)
+}
+
+fn admin_allowed(defs: &Definitions, actor: &Actor) -> bool {
+    actor.can(defs, Module::Admin, Permission::View)
+        || actor.can(defs, Module::Definitions, Permission::View)
+}
+
+const CUSTOMERS: Spec = Spec {
+    screen: "customers",
+    nav: "customers",
+    title: "nav.customers",
+    allowed: customers_allowed,
+};
+const CUSTOMER: Spec = Spec {
+    screen: "customer",
+    nav: "customers",
+    title: "customer.title",
+    allowed: customers_allowed,
+};
+const AGENDA: Spec = Spec {
+    screen: "agenda",
+    nav: "agenda",
+    title: "nav.agenda",
+    allowed: everyone,
+};
+const WORK_ORDERS: Spec = Spec {
+    screen: "work_orders",
+    nav: "work_orders",
+    title: "nav.work_orders",
+    allowed: work_orders_allowed,
+};
+const WORK_ORDER: Spec = Spec {
+    screen: "work_order",
+    nav: "work_orders",
+    title: "work_order.title",
+    allowed: work_orders_allowed,
+};
+const ADMIN: Spec = Spec {
+    screen: "admin",
+    nav: "admin",
+    title: "nav.admin",
+    allowed: admin_allowed,
+};
+
+/// The page of `spec` with `params`: the login page without a session, a JSON 403 (in the
+/// user's language) when the role may not open it.
+async fn screen(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    spec: &Spec,
+    params: Value,
+) -> Response {
+    let page = async {
+        let Some(actor) = page_actor(state, headers).await? else {
+            return Ok(to_login(uri));
+        };
+        if !(spec.allowed)(&state.defs(), &actor) {
+            return Err(ApiError::forbidden(
+                catalogue(&actor.locale)
+                    .get("screen.forbidden")
+                    .cloned()
+                    .unwrap_or_default(),
+            ));
+        }
+        let mut shell = Shell::new(state, actor, spec.nav, None).await?;
+        let title = shell.label(spec.title);
+        shell.page.insert("screen".into(), json!(spec.screen));
+        shell.page.insert("params".into(), params);
+        shell.ctx.insert("screen".into(), Jinja::from(spec.screen));
+        shell.ctx.insert("title".into(), Jinja::from(title));
+        Ok::<_, ApiError>(shell.render("screen.html"))
+    };
+    page.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The URL's query as a JSON object of strings, for the screen's script.
+fn query_json(uri: &Uri) -> Value {
+    uri.query()
+        .and_then(super::serde_urlencoded_lite::<Value>)
+        .unwrap_or_else(|| json!({}))
+}
+
 async fn customers(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
     let params = json!({"query": query_json(&uri)});
-    respond(
-        screen(
-            &state,
-            &headers,
-            &uri,
-            Spec {
-                screen: "customers",
-                nav: "customers",
-                title: "nav.customers",
-                params,
-            },
-            customers_allowed,
-        )
-        .await,
-    )
+    screen(&state, &headers, &uri, &CUSTOMERS, params).await
 }
 
 async fn customer(
@@ -384,64 +408,17 @@ async fn customer(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let params = json!({"id": id});
-    respond(
-        screen(
-            &state,
-            &headers,
-            &uri,
-            Spec {
-                screen: "customer",
-                nav: "customers",
-                title: "customer.title",
-                params,
-            },
-            customers_allowed,
-        )
-        .await,
-    )
+    screen(&state, &headers, &uri, &CUSTOMER, json!({"id": id})).await
 }
 
 async fn agenda(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
     let params = json!({"query": query_json(&uri)});
-    respond(
-        screen(
-            &state,
-            &headers,
-            &uri,
-            Spec {
-                screen: "agenda",
-                nav: "agenda",
-                title: "nav.agenda",
-                params,
-            },
-            |_, _| true,
-        )
-        .await,
-    )
-}
-
-fn work_orders_allowed(defs: &Definitions, actor: &Actor) -> bool {
-    actor.can(defs, Module::WorkOrders, Permission::View)
+    screen(&state, &headers, &uri, &AGENDA, params).await
 }
 
 async fn work_orders(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
     let params = json!({"query": query_json(&uri)});
-    respond(
-        screen(
-            &state,
-            &headers,
-            &uri,
-            Spec {
-                screen: "work_orders",
-                nav: "work_orders",
-                title: "nav.work_orders",
-                params,
-            },
-            work_orders_allowed,
-        )
-        .await,
-    )
+    screen(&state, &headers, &uri, &WORK_ORDERS, params).await
 }
 
 async fn work_order(
@@ -450,34 +427,14 @@ async fn work_order(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let params = json!({"id": id});
-    respond(
-        screen(
-            &state,
-            &headers,
-            &uri,
-            Spec {
-                screen: "work_order",
-                nav: "work_orders",
-                title: "work_order.title",
-                params,
-            },
-            work_orders_allowed,
-        )
-        .await,
-    )
-}
-
-fn admin_allowed(defs: &Definitions, actor: &Actor) -> bool {
-    actor.can(defs, Module::Admin, Permission::View)
-        || actor.can(defs, Module::Definitions, Permission::View)
+    screen(&state, &headers, &uri, &WORK_ORDER, json!({"id": id})).await
 }
 
 /// The admin screen's sections.
 pub const ADMIN_SECTIONS: [&str; 4] = ["users", "definitions", "jobs", "audit"];
 
 async fn admin(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
-    admin_page(state, "users", headers, uri).await
+    admin_page(&state, "users", &headers, &uri).await
 }
 
 async fn admin_section(
@@ -489,24 +446,10 @@ async fn admin_section(
     if !ADMIN_SECTIONS.contains(&section.as_str()) {
         return ApiError::not_found("admin section").into_response();
     }
-    admin_page(state, &section, headers, uri).await
+    admin_page(&state, &section, &headers, &uri).await
 }
 
-async fn admin_page(state: AppState, section: &str, headers: HeaderMap, uri: Uri) -> Response {
-    let params = json!({"section": section, "query": query_json(&uri)});
-    respond(
-        screen(
-            &state,
-            &headers,
-            &uri,
-            Spec {
-                screen: "admin",
-                nav: "admin",
-                title: "nav.admin",
-                params,
-            },
-            admin_allowed,
-        )
-        .await,
-    )
+async fn admin_page(state: &AppState, section: &str, headers: &HeaderMap, uri: &Uri) -> Response {
+    let params = json!({"section": section, "query": query_json(uri)});
+    screen(state, headers, uri, &ADMIN, params).await
 }
